@@ -1,0 +1,3 @@
+"""biorep: learn, compare and evaluate representations of biological images."""
+
+__version__ = "0.1.0"

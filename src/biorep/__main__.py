@@ -1,0 +1,3 @@
+from biorep.cli import main
+
+main()

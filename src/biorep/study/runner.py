@@ -1,0 +1,137 @@
+"""Run every setup of a study once: finished setups are skipped, interrupted ones resumed."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from biorep.errors import RunDirError
+from biorep.study.grid import StudyConfig, expand_grid, setup_config
+from biorep.study.table import results_table
+
+TrainFn = Callable[[dict[str, Any], Path, bool], Any]
+EvaluateFn = Callable[[Path, list[str] | None, dict[str, dict[str, Any]]], dict[str, Any]]
+
+
+def run_state(run_dir: Path) -> str:
+    """``done`` (summary written), ``partial`` (a checkpoint to resume from), ``broken`` or ``new``."""
+    if (run_dir / "summary.json").is_file():
+        return "done"
+    if (run_dir / "checkpoints" / "last.ckpt").is_file():
+        return "partial"
+    if run_dir.exists():
+        return "broken"
+    return "new"
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+def _check_same_study(out_dir: Path, fingerprint: dict[str, Any]) -> None:
+    """Refuse to mix two different studies in one folder (a resumed study must be the same one)."""
+    path = out_dir / "study.json"
+    if path.is_file():
+        old = json.loads(path.read_text())
+        if old != json.loads(json.dumps(fingerprint, default=str)):
+            raise RunDirError(
+                f"{out_dir}: holds a different study (its study.json differs from this config); "
+                "choose another --out, or delete the folder yourself to start over"
+            )
+    else:
+        _write_json(path, fingerprint)
+
+
+def _needs_evaluation(run_dir: Path, names: list[str] | None) -> bool:
+    path = run_dir / "evaluation.json"
+    if not path.is_file():
+        return True
+    if names is None:
+        return False
+    done = json.loads(path.read_text())
+    return any(name not in done for name in names)
+
+
+def run_study(
+    study: StudyConfig,
+    base: dict[str, Any],
+    out_dir: str | Path,
+    *,
+    train_fn: TrainFn | None = None,
+    evaluate_fn: EvaluateFn | None = None,
+    only: list[str] | None = None,
+    log: Callable[[str], None] = print,
+) -> pd.DataFrame:
+    """Train and evaluate every setup under ``out_dir/runs/<setup>``; return the results table.
+
+    ``train_fn(config_dict, run_dir, resume)`` and ``evaluate_fn(run_dir, names, options)`` default to
+    biorep's own ``train`` and ``evaluate_run``; tests inject cheap ones. The combined table is written
+    to ``out_dir/results.csv`` and ``results.md`` after every setup, so an interruption loses nothing.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    train_fn = train_fn or _default_train
+    evaluate_fn = evaluate_fn or _default_evaluate
+    setups = expand_grid(study)
+    if only:
+        unknown = sorted(set(only) - {s.name for s in setups})
+        if unknown:
+            raise RunDirError(f"--only {', '.join(unknown)}: no such setup in study {study.name!r}")
+        setups = [s for s in setups if s.name in only]
+    fingerprint = {"name": study.name, "base": base, "setups": [s.model_dump() for s in expand_grid(study)]}
+    _check_same_study(out_dir, fingerprint)
+
+    run_dirs: list[Path] = []
+    for i, setup in enumerate(setups, 1):
+        run_dir = out_dir / "runs" / setup.name
+        state = run_state(run_dir)
+        log(f"[{i}/{len(setups)}] {setup.name}: {state}")
+        if state == "broken":  # created by us, but died before its first checkpoint: start it again
+            _clear_incomplete(run_dir)
+            state = "new"
+        if state != "done":
+            train_fn(setup_config(base, setup), run_dir, state == "partial")
+        if _needs_evaluation(run_dir, study.evaluations):
+            evaluate_fn(run_dir, study.evaluations, study.evaluation_options)
+        run_dirs.append(run_dir)
+        table = results_table(out_dir / "runs", [s.name for s in setups if (out_dir / "runs" / s.name).is_dir()])
+        _write_table(table, out_dir)
+    return results_table(out_dir / "runs", [s.name for s in setups])
+
+
+def _clear_incomplete(run_dir: Path) -> None:
+    """Remove a run folder that holds no checkpoint and no summary (only our own partial files)."""
+    import shutil
+
+    marker_files = {p.name for p in run_dir.iterdir()} if run_dir.is_dir() else set()
+    if marker_files & {"summary.json", "evaluation.json"}:
+        raise RunDirError(f"{run_dir}: unexpected results in an incomplete run; remove it yourself")
+    shutil.rmtree(run_dir)
+
+
+def _write_table(table: pd.DataFrame, out_dir: Path) -> None:
+    tmp = out_dir / "results.csv.tmp"
+    table.to_csv(tmp)
+    os.replace(tmp, out_dir / "results.csv")
+    tmp_md = out_dir / "results.md.tmp"
+    tmp_md.write_text(table.to_markdown(floatfmt=".4g") if not table.empty else "(no results yet)\n")
+    os.replace(tmp_md, out_dir / "results.md")
+
+
+def _default_train(cfg: dict[str, Any], run_dir: Path, resume: bool) -> Any:
+    from biorep.training import RunConfig, train
+
+    return train(RunConfig.model_validate(cfg), run_dir, resume=resume)
+
+
+def _default_evaluate(run_dir: Path, names: list[str] | None, options: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    from biorep.evaluate.run import evaluate_run
+
+    return evaluate_run(run_dir, names=names, options=options)

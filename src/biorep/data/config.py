@@ -1,0 +1,140 @@
+"""Validated data settings: which images, how to size them, how to scale intensities, how to split.
+
+Example:
+    >>> cfg = DataConfig(dataset="chromosome-pki3", geometry={"size": 96})
+    >>> cfg.geometry.mode, cfg.intensity.mode, cfg.split.test
+    ('canvas', 'auto', 0.2)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class GeometryConfig(_Strict):
+    """How crops of varying size become ``size × size`` images.
+
+    ``canvas`` scales every crop by ONE common factor (``scale``; ``auto`` = the factor that fits the
+    99th percentile of ``max(h, w)`` into ``size``) and centres it on a canvas filled with the
+    background, so relative sizes survive; ``resize`` stretches each image to ``size × size``;
+    ``none`` requires all images to already be ``size × size``-like squares of one size.
+    """
+
+    mode: Literal["canvas", "resize", "none"] = "canvas"
+    size: int = Field(64, gt=0, le=4096, description="Side of the square output images in pixels.")
+    scale: Literal["auto"] | float = Field("auto", description="Common scale factor for canvas mode.")
+    background: Literal["auto"] | float | None = Field(
+        None, description="Fill value in raw units; None = the data set's default; auto = median border pixel."
+    )
+
+    @field_validator("scale")
+    @classmethod
+    def _positive_scale(cls, v: Any) -> Any:
+        if not isinstance(v, str) and not v > 0:
+            raise ValueError("scale must be 'auto' or a number > 0")
+        return v
+
+
+class IntensityConfig(_Strict):
+    """How raw intensities map to [0, 1] (fitted on the training split only).
+
+    ``range`` divides by the dtype range, ``percentile`` clips per channel to the ``low``/``high``
+    percentiles, ``auto`` = range for uint8 and percentile otherwise, ``none`` only casts to float.
+    ``invert`` (``auto``: when the background is bright) flips values so background maps to ≈ 0.
+    """
+
+    mode: Literal["auto", "range", "percentile", "none"] = "auto"
+    low: float = Field(0.5, ge=0, le=100)
+    high: float = Field(99.5, ge=0, le=100)
+    invert: Literal["auto"] | bool = "auto"
+
+    @model_validator(mode="after")
+    def _ordered(self) -> IntensityConfig:
+        if self.low >= self.high:
+            raise ValueError(f"percentiles out of order: low={self.low} must be below high={self.high}")
+        return self
+
+
+class SplitConfig(_Strict):
+    """Group-aware, stratified, seeded train/val/test split.
+
+    ``holdout`` lists group values that form the test set (the ``test`` fraction is then unused);
+    ``group`` overrides the data set's grouping column.
+    """
+
+    test: float = Field(0.2, ge=0, lt=1)
+    val: float = Field(0.1, ge=0, lt=1)
+    seed: int = 0
+    stratify: bool = True
+    group: str | None = None
+    holdout: list[str] = Field(default_factory=list)
+
+    @field_validator("holdout", mode="before")
+    @classmethod
+    def _as_strings(cls, v: Any) -> Any:
+        if isinstance(v, (str, int, float)):
+            v = [v]
+        if isinstance(v, (list, tuple)):
+            return [str(x) for x in v]
+        return v
+
+    @model_validator(mode="after")
+    def _fractions(self) -> SplitConfig:
+        if self.test + self.val >= 1:
+            raise ValueError(f"test + val must be < 1 (got {self.test} + {self.val})")
+        return self
+
+
+class DataConfig(_Strict):
+    """Everything :func:`biorep.data.load_dataset` needs.
+
+    ``dataset`` is a built-in name (see ``biorep datasets list``) or a path to a class-per-folder
+    image folder or to a CSV/Parquet manifest. ``channels`` is a channel count to enforce (int), a
+    list of channel indices to keep, or ``None`` (all; count inferred from the majority of files).
+    ``options`` are data-set specific (e.g. ``n_karyograms`` for ``synthetic-karyotype``).
+
+    Example:
+        >>> DataConfig(dataset="my_manifest.csv", label="compound", group="plate").label
+        'compound'
+    """
+
+    dataset: str
+    root: Path | None = None
+    label: str | None = None
+    group: str | None = None
+    classes: list[str] | None = None
+    path_column: str = "path"
+    channels: int | list[int] | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+    workers: int | None = Field(None, ge=1)
+    geometry: GeometryConfig = Field(default_factory=GeometryConfig)
+    intensity: IntensityConfig = Field(default_factory=IntensityConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+
+    @field_validator("channels")
+    @classmethod
+    def _channels(cls, v: Any) -> Any:
+        if isinstance(v, int) and v < 1:
+            raise ValueError("channels must be a count ≥ 1 or a list of channel indices ≥ 0")
+        if isinstance(v, list):
+            if not v or any(i < 0 for i in v):
+                raise ValueError("channels list must be non-empty with indices ≥ 0")
+            if len(set(v)) != len(v):
+                raise ValueError("channels list has repeated indices")
+        return v
+
+    @field_validator("classes", mode="before")
+    @classmethod
+    def _classes(cls, v: Any) -> Any:
+        if isinstance(v, (list, tuple)):
+            v = [str(x) for x in v]
+            if len(set(v)) != len(v):
+                raise ValueError("classes has repeated names")
+        return v

@@ -1,0 +1,245 @@
+"""Where the samples come from: a class-per-folder image tree or a CSV/Parquet manifest.
+
+A reader turns its input into a :class:`Source`: the list of files (absolute), their metadata table
+(``path`` relative to the source folder + metadata columns) and the label/group defaults. Nothing is
+decoded here; files are checked to exist and to stay inside the manifest's folder.
+
+Example:
+    >>> src = read_folder("my_images/")            # doctest: +SKIP
+    >>> src.meta.columns.tolist()                  # doctest: +SKIP
+    ['path', 'label']
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from biorep.data.decode import image_suffixes, is_image_file
+from biorep.errors import DataError
+
+MANIFEST_SUFFIXES = (".csv", ".parquet", ".pq")
+
+
+@dataclass
+class Source:
+    """Files + metadata of one data set, before decoding.
+
+    Attributes:
+        name: data set name.
+        root: folder the ``path`` column is relative to.
+        files: absolute paths (strings: cheap for 100k files), one per row of ``meta``.
+        meta: ``path`` + metadata columns (RangeIndex).
+        label_column / classes: label column and declared class order (``None`` = infer).
+        group_column: default grouping column for splits.
+        background: default canvas fill (raw units) or ``"auto"``.
+        label_names: optional mapping from raw label values to class names (e.g. 0 → control).
+    """
+
+    name: str
+    root: Path
+    files: list[str]
+    meta: pd.DataFrame
+    label_column: str | None = None
+    classes: list[str] | None = None
+    group_column: str | None = None
+    background: float | str = "auto"
+    label_names: dict[str, str] = field(default_factory=dict)
+    origin: str = ""  # what to name in error messages (manifest file or folder)
+
+
+def _natural_key(s: str) -> list[Any]:
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", s) if t]
+
+
+def natural_sorted(values: list[str]) -> list[str]:
+    """Sort so that ``clase2`` comes before ``clase10`` and ``9`` before ``10``."""
+    return sorted(values, key=_natural_key)
+
+
+def read_folder(folder: str | os.PathLike[str], *, name: str | None = None, label: str = "label") -> Source:
+    """Read an image folder whose files' immediate parent folder names are the classes.
+
+    Any depth works (``root/a/b/cat/x.png`` has class ``cat``); files directly in ``folder`` are
+    unlabeled. Hidden files and folders are skipped.
+
+    Raises:
+        DataError: ``folder`` does not exist or holds no image file.
+    """
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise DataError(f"{root}: not a folder")
+    rel: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for fn in filenames:
+            if not fn.startswith(".") and is_image_file(fn):
+                rel.append(Path(dirpath, fn).relative_to(root).as_posix())
+    if not rel:
+        raise DataError(f"{root}: folder holds no image files (looked for {', '.join(image_suffixes())})")
+    rel = natural_sorted(rel)
+    parents = [p.rsplit("/", 2)[-2] if "/" in p else None for p in rel]
+    meta = pd.DataFrame({"path": rel})
+    labeled = any(p is not None for p in parents)
+    if labeled:
+        meta[label] = pd.array(parents, dtype="object")
+    return Source(
+        name=name or root.name,
+        root=root.resolve(),
+        files=[os.path.join(str(root.resolve()), p) for p in rel],
+        meta=meta,
+        label_column=label if labeled else None,
+        origin=str(root),
+    )
+
+
+def read_manifest_table(manifest: Path, **read_kwargs: Any) -> pd.DataFrame:
+    """Read a CSV or Parquet manifest into a DataFrame (DataError when unreadable or empty)."""
+    try:
+        if manifest.suffix.lower() == ".csv":
+            df = pd.read_csv(manifest, **read_kwargs)
+        else:
+            df = pd.read_parquet(manifest)
+    except FileNotFoundError:
+        raise DataError(f"{manifest}: manifest does not exist") from None
+    except Exception as exc:  # pandas/pyarrow raise many types
+        raise DataError(f"{manifest}: cannot read manifest ({type(exc).__name__}: {exc})") from None
+    if len(df) == 0:
+        raise DataError(f"{manifest}: manifest has no rows")
+    return df
+
+
+def resolve_manifest_paths(
+    values: pd.Series, base: Path, manifest: Path, column: str, *, allow_absolute: bool = True
+) -> list[str]:
+    """Turn manifest path values into absolute paths, refusing ones that escape ``base``.
+
+    Relative paths must stay inside the manifest's folder after resolving ``..``; absolute paths are
+    allowed for user manifests only.
+    """
+    base_s = str(base.resolve())
+    prefix = base_s.rstrip(os.sep) + os.sep
+    out: list[str] = []
+    for row, raw in enumerate(values.tolist()):
+        if raw is None or (isinstance(raw, float) and np.isnan(raw)) or str(raw).strip() == "":
+            raise DataError(f"{manifest}: column {column!r} is empty in row {row + 2}")
+        raw = str(raw)
+        if os.path.isabs(raw):
+            if not allow_absolute:
+                raise DataError(f"{manifest}: row {row + 2} has absolute path {raw!r}; paths must be relative")
+            out.append(os.path.normpath(raw))
+            continue
+        full = os.path.normpath(os.path.join(base_s, raw))
+        if not full.startswith(prefix):
+            raise DataError(
+                f"{manifest}: path {raw!r} (row {row + 2}, column {column!r}) escapes the manifest folder {base_s}"
+            )
+        out.append(full)
+    return out
+
+
+def read_manifest(
+    manifest: str | os.PathLike[str],
+    *,
+    path_column: str = "path",
+    label: str | None = None,
+    group: str | None = None,
+    name: str | None = None,
+    allow_absolute: bool = True,
+    df: pd.DataFrame | None = None,
+) -> Source:
+    """Read a CSV/Parquet manifest: a path column, an optional label column, any metadata columns.
+
+    Args:
+        manifest: the manifest file; relative paths are relative to its folder.
+        path_column: column with the image paths.
+        label: label column (default: ``label`` when that column exists, else unlabeled).
+        group: grouping column for splits (must exist when given).
+        df: an already-read (and possibly filtered) manifest table.
+
+    Raises:
+        DataError: unreadable manifest, missing path/label/group column, escaping or empty paths.
+    """
+    manifest = Path(manifest).expanduser()
+    if df is None:
+        df = read_manifest_table(manifest)
+    cols = ", ".join(map(str, df.columns))
+    if path_column not in df.columns:
+        raise DataError(f"{manifest}: manifest has no path column {path_column!r} (columns: {cols})")
+    if label is not None and label not in df.columns:
+        raise DataError(f"{manifest}: manifest has no label column {label!r} (columns: {cols})")
+    if group is not None and group not in df.columns:
+        raise DataError(f"{manifest}: manifest has no group column {group!r} (columns: {cols})")
+    if label is None and "label" in df.columns and path_column != "label":
+        label = "label"
+    files = resolve_manifest_paths(df[path_column], manifest.parent, manifest, path_column, allow_absolute=allow_absolute)
+    meta = df.reset_index(drop=True).copy()
+    if path_column != "path":
+        if "path" in meta.columns:
+            meta = meta.drop(columns=["path"])
+        meta = meta.rename(columns={path_column: "path"})
+        if label == path_column:
+            label = "path"
+    meta["path"] = meta["path"].astype(str)
+    return Source(
+        name=name or manifest.stem,
+        root=manifest.parent.resolve(),
+        files=files,
+        meta=meta,
+        label_column=label,
+        group_column=group,
+        origin=str(manifest),
+    )
+
+
+def _label_strings(values: pd.Series) -> list[str | None]:
+    """Label values as class-name strings (``1.0`` → ``"1"``), ``None`` where missing."""
+    out: list[str | None] = []
+    for v in values.tolist():
+        if v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and v.strip() == ""):
+            out.append(None)
+        elif isinstance(v, float) and float(v).is_integer():
+            out.append(str(int(v)))
+        else:
+            out.append(str(v))
+    return out
+
+
+def encode_labels(source: Source, declared: list[str] | None = None) -> tuple[list[str], np.ndarray]:
+    """Class list and int64 targets (−1 = unlabeled) for ``source``; rewrites the label column.
+
+    Declared classes (config ``classes`` or the built-in's list) fix the order and every label
+    must be one of them; otherwise the classes are the natural-sorted distinct values.
+
+    Raises:
+        DataError: a label value that is not a declared class (names the column and value).
+    """
+    col = source.label_column
+    n = len(source.meta)
+    if col is None:
+        return [], np.full(n, -1, dtype=np.int64)
+    names = _label_strings(source.meta[col])
+    if source.label_names:
+        names = [source.label_names.get(v, v) if v is not None else None for v in names]
+    classes = declared if declared is not None else source.classes
+    if classes is None:
+        classes = natural_sorted(sorted({v for v in names if v is not None}))
+    index = {c: i for i, c in enumerate(classes)}
+    unknown = sorted({v for v in names if v is not None and v not in index})
+    if unknown:
+        shown = ", ".join(repr(u) for u in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+        where = source.origin or source.name
+        first_row = next(i for i, v in enumerate(names) if v == unknown[0])
+        raise DataError(
+            f"{where}: label column {col!r} has unknown class {shown} (first at {source.meta['path'].iloc[first_row]}); "
+            f"known classes: {', '.join(classes)}"
+        )
+    targets = np.array([index[v] if v is not None else -1 for v in names], dtype=np.int64)
+    source.meta[col] = pd.array(names, dtype="object")
+    return list(classes), targets

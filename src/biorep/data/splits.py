@@ -1,0 +1,145 @@
+"""Group-aware, stratified, seeded splits (scikit-learn's group splitters underneath).
+
+No group (case, plate, ...) ever appears in two parts of a split; classes are balanced across parts
+where the groups allow it; the same seed gives the same split.
+
+Example:
+    >>> splits = split_dataset(ds, SplitConfig(test=0.2, val=0.1, seed=0))   # doctest: +SKIP
+    >>> folds = group_folds(ds, "plate")                                       # doctest: +SKIP
+    >>> [len(f.test) for f in folds]                                          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from biorep.data.config import SplitConfig
+from biorep.data.dataset import ImageDataset
+from biorep.errors import DataError
+
+
+@dataclass
+class Splits:
+    """Sorted integer row indices of the train, validation and test parts."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+
+    def to_dict(self) -> dict[str, list[int]]:
+        """JSON-able form (for ``data.json``)."""
+        return {k: getattr(self, k).astype(int).tolist() for k in ("train", "val", "test")}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, list[int]]) -> Splits:
+        """Inverse of :meth:`to_dict`."""
+        return cls(*(np.asarray(d.get(k, []), dtype=np.int64) for k in ("train", "val", "test")))
+
+
+def _as_splits(train: np.ndarray, val: np.ndarray, test: np.ndarray) -> Splits:
+    return Splits(*(np.sort(np.asarray(a, dtype=np.int64)) for a in (train, val, test)))
+
+
+def _carve(
+    idx: np.ndarray, frac: float, y: np.ndarray, groups: np.ndarray | None, stratify: bool, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split ``idx`` into (rest, part) with ``part`` ≈ ``frac`` of it, by group and stratified."""
+    if frac <= 0 or idx.size == 0:
+        return idx, idx[:0]
+    from sklearn.model_selection import (
+        GroupShuffleSplit,
+        StratifiedGroupKFold,
+        StratifiedShuffleSplit,
+        ShuffleSplit,
+    )
+
+    yy = y[idx]
+    labeled = yy >= 0
+    can_stratify = stratify and labeled.all() and np.unique(yy).size > 1
+    if groups is None:
+        n_part = max(1, round(frac * idx.size))
+        if n_part >= idx.size:
+            raise DataError(f"cannot split {idx.size} samples to leave a fraction {frac} out")
+        if can_stratify and np.bincount(yy).min(initial=2) >= 2 and n_part >= np.unique(yy).size:
+            splitter = StratifiedShuffleSplit(1, test_size=n_part, random_state=seed)
+        else:
+            splitter = ShuffleSplit(1, test_size=n_part, random_state=seed)
+        rest, part = next(splitter.split(idx, yy))
+        return idx[rest], idx[part]
+    g = groups[idx]
+    n_groups = np.unique(g).size
+    if n_groups < 2:
+        raise DataError(f"cannot split by group: only {n_groups} group(s) left ({np.unique(g)[:3].tolist()})")
+    n_splits = int(min(n_groups, max(2, round(1 / frac))))
+    if can_stratify:
+        splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "least populated class has fewer members than n_splits"
+            rest, part = next(splitter.split(idx, yy, g))
+    else:
+        splitter = GroupShuffleSplit(1, test_size=1 / n_splits, random_state=seed)
+        rest, part = next(splitter.split(idx, yy, g))
+    return idx[rest], idx[part]
+
+
+def split_dataset(ds: ImageDataset, cfg: SplitConfig | None = None) -> Splits:
+    """Train/val/test indices: whole groups per part, stratified by class where possible.
+
+    The group column is ``cfg.group`` or ``ds.group_column`` (no group = per-sample split).
+    ``cfg.holdout`` names the test groups explicitly; otherwise ``cfg.test`` of the data (by group)
+    becomes the test set. ``cfg.val`` (a fraction of the whole) is then carved from the rest.
+
+    Raises:
+        DataError: unknown group column or holdout value, or too few groups to split.
+    """
+    cfg = cfg or SplitConfig()
+    column = cfg.group or ds.group_column
+    groups = None
+    if column is not None:
+        if column not in ds.meta.columns:
+            raise DataError(f"split group column {column!r} not in the data set (columns: {', '.join(ds.meta.columns)})")
+        groups = ds.meta[column].astype(str).to_numpy()
+    idx = np.arange(len(ds))
+    y = ds.targets
+    if cfg.holdout:
+        if groups is None:
+            raise DataError("split.holdout needs a group column (set data.group or split.group)")
+        missing = sorted(set(cfg.holdout) - set(groups.tolist()))
+        if missing:
+            raise DataError(f"split.holdout: group(s) {missing} not found in column {column!r}")
+        in_test = np.isin(groups, cfg.holdout)
+        rest, test = idx[~in_test], idx[in_test]
+    else:
+        rest, test = _carve(idx, cfg.test, y, groups, cfg.stratify, cfg.seed)
+    val_frac = cfg.val / max(1e-9, rest.size / max(1, idx.size))
+    val_frac = min(val_frac, 0.5)
+    train, val = _carve(rest, val_frac if cfg.val > 0 else 0.0, y, groups, cfg.stratify, cfg.seed + 1)
+    return _as_splits(train, val, test)
+
+
+def group_folds(ds: ImageDataset, column: str | None = None, *, val: float = 0.0, seed: int = 0) -> list[Splits]:
+    """Leave-one-group-out: one :class:`Splits` per value of ``column`` (default the group column).
+
+    Each fold tests on one group and trains on the others; with ``val > 0`` a group-aware
+    validation part (that fraction of the training rows) is carved from the training groups.
+    """
+    column = column or ds.group_column
+    if column is None:
+        raise DataError("group_folds needs a column (the data set has no group column)")
+    if column not in ds.meta.columns:
+        raise DataError(f"group_folds: column {column!r} not in the data set (columns: {', '.join(ds.meta.columns)})")
+    groups = ds.meta[column].astype(str).to_numpy()
+    values = sorted(set(groups.tolist()))
+    if len(values) < 2:
+        raise DataError(f"group_folds: column {column!r} has only {len(values)} value(s)")
+    idx = np.arange(len(ds))
+    folds = []
+    for v in values:
+        test = idx[groups == v]
+        rest = idx[groups != v]
+        train, va = _carve(rest, val, ds.targets, groups, True, seed)
+        folds.append(_as_splits(train, va, test))
+    return folds

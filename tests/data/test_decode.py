@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from biorep.data.decode import read_image
+from biorep.errors import DataError
+
+from .conftest import write_image
+
+
+def test_png_gray_8bit(tmp_path: Path) -> None:
+    arr = np.arange(30 * 20, dtype=np.uint8).reshape(30, 20)
+    out = read_image(write_image(tmp_path / "a.png", arr))
+    assert out.shape == (1, 30, 20) and out.dtype == np.uint8
+    np.testing.assert_array_equal(out[0], arr)
+
+
+def test_tiff_16bit_and_multichannel(tmp_path: Path) -> None:
+    g = (np.arange(12 * 10, dtype=np.uint16).reshape(12, 10) * 500)
+    out = read_image(write_image(tmp_path / "g.tif", g))
+    assert out.dtype == np.uint16 and out.shape == (1, 12, 10) and out.max() == g.max()
+    chw = np.stack([g, g + 1, g + 2, g + 3])
+    tifffile.imwrite(tmp_path / "c.tif", chw, photometric="minisblack")  # 4 channels, C×Y×X
+    out = read_image(tmp_path / "c.tif")
+    assert out.shape == (4, 12, 10)
+    np.testing.assert_array_equal(out, chw)
+    rgb = np.stack([g, g // 2, g // 3])
+    tifffile.imwrite(tmp_path / "p.tif", rgb, photometric="rgb", planarconfig="separate")
+    np.testing.assert_array_equal(read_image(tmp_path / "p.tif"), rgb)
+    tifffile.imwrite(tmp_path / "p1.tif", np.stack([g, g, g]), photometric="rgb", planarconfig="separate")
+    assert read_image(tmp_path / "p1.tif").shape == (1, 12, 10)  # RGB of grey → one channel
+
+
+def test_lzw_tiff_falls_back_to_pillow(tmp_path: Path) -> None:
+    arr = (np.arange(40 * 25) % 251).astype(np.uint8).reshape(40, 25)
+    Image.fromarray(arr).save(tmp_path / "lzw.tiff", compression="tiff_lzw")
+    np.testing.assert_array_equal(read_image(tmp_path / "lzw.tiff")[0], arr)
+
+
+def test_rgba_of_gray_becomes_one_channel(tmp_path: Path) -> None:
+    g = np.random.default_rng(0).integers(0, 255, (9, 7), dtype=np.uint8)
+    rgba = np.dstack([g, g, g, np.full_like(g, 255)])
+    Image.fromarray(rgba, mode="RGBA").save(tmp_path / "x.png")
+    out = read_image(tmp_path / "x.png")
+    assert out.shape == (1, 9, 7)
+    np.testing.assert_array_equal(out[0], g)
+    tifffile.imwrite(tmp_path / "x.tif", rgba, photometric="rgb", extrasamples=["unassalpha"])
+    assert read_image(tmp_path / "x.tif").shape == (1, 9, 7)
+
+
+def test_rgb_colour_keeps_three_channels_rgb_gray_one(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    rgb = rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)
+    assert read_image(write_image(tmp_path / "c.png", rgb)).shape == (3, 8, 8)
+    g = rgb[..., :1].repeat(3, axis=2)
+    assert read_image(write_image(tmp_path / "g.bmp", g)).shape == (1, 8, 8)
+
+
+@pytest.mark.parametrize(
+    ("shape", "expected"),
+    [((20, 30), (1, 20, 30)), ((20, 30, 3), (3, 20, 30)), ((3, 20, 30), (3, 20, 30)), ((5, 4, 2), (2, 5, 4))],
+)
+def test_npy_channel_axis_inference(tmp_path: Path, shape: tuple[int, ...], expected: tuple[int, ...]) -> None:
+    arr = np.arange(np.prod(shape), dtype=np.uint16).reshape(shape)
+    out = read_image(write_image(tmp_path / "a.npy", arr))
+    assert out.shape == expected
+
+
+def test_npy_dtypes_normalised(tmp_path: Path) -> None:
+    assert read_image(write_image(tmp_path / "b.npy", np.ones((4, 4), bool))).max() == 255
+    assert read_image(write_image(tmp_path / "i.npy", np.full((4, 4), 1000, np.int32))).dtype == np.uint16
+    assert read_image(write_image(tmp_path / "n.npy", np.full((4, 4), -3, np.int16))).dtype == np.float32
+    assert read_image(write_image(tmp_path / "f.npy", np.ones((4, 4), np.float64))).dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    ("name", "payload", "message"),
+    [
+        ("bad.png", b"not a png at all", "cannot decode"),
+        ("bad.tif", b"II*\x00garbage", "cannot decode"),
+        ("bad.npy", b"\x93NUMPY broken", "cannot read .npy"),
+    ],
+)
+def test_corrupt_files_name_the_file(tmp_path: Path, name: str, payload: bytes, message: str) -> None:
+    (tmp_path / name).write_bytes(payload)
+    with pytest.raises(DataError, match=message) as exc:
+        read_image(tmp_path / name)
+    assert name in str(exc.value)
+
+
+def test_nan_zero_sized_and_ambiguous_arrays(tmp_path: Path) -> None:
+    nan = np.ones((5, 5), np.float32)
+    nan[2, 2] = np.nan
+    with pytest.raises(DataError, match="NaN"):
+        read_image(write_image(tmp_path / "nan.npy", nan))
+    with pytest.raises(DataError, match="zero-sized"):
+        read_image(write_image(tmp_path / "empty.npy", np.zeros((0, 5), np.uint8)))
+    with pytest.raises(DataError, match="channel axis"):
+        read_image(write_image(tmp_path / "cube.npy", np.zeros((20, 20, 20), np.uint8)))
+    with pytest.raises(DataError, match="unsupported image type"):
+        read_image(tmp_path / "x.gifx")

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import numpy as np
+
+from biorep.data.geometry import apply_geometry, auto_scale, border_median, fit_to_canvas
+
+
+def _extent(canvas: np.ndarray, bg: float) -> tuple[int, int]:
+    rows = np.flatnonzero((canvas[0] != bg).any(axis=1))
+    cols = np.flatnonzero((canvas[0] != bg).any(axis=0))
+    return int(rows.size), int(cols.size)
+
+
+def test_canvas_keeps_relative_size_and_centres() -> None:
+    long = np.zeros((1, 80, 20), np.uint8)
+    short = np.zeros((1, 40, 20), np.uint8)
+    a, _ = fit_to_canvas(long, 64, 0.5, 255)
+    b, _ = fit_to_canvas(short, 64, 0.5, 255)
+    assert a.shape == b.shape == (1, 64, 64)
+    assert _extent(a, 255) == (40, 10) and _extent(b, 255) == (20, 10)
+    rows = np.flatnonzero((b[0] != 255).any(axis=1))
+    assert rows[0] == 22 and rows[-1] == 41  # centred
+    assert (b[0, 0] == 255).all()  # filled with the background, not stretched
+
+
+def test_too_large_crop_is_shrunk_and_flagged() -> None:
+    big = np.zeros((1, 200, 50), np.uint16)
+    out, shrunk = fit_to_canvas(big, 64, 1.0, 0)
+    assert shrunk and out.dtype == np.uint16 and _extent(out + 1, 1)[0] <= 64
+    _, shrunk = fit_to_canvas(np.zeros((1, 10, 10), np.uint8), 64, 1.0, 0)
+    assert not shrunk
+
+
+def test_auto_scale_fits_99th_percentile() -> None:
+    h = np.array([10] * 99 + [1000])
+    w = np.full(100, 5)
+    s = auto_scale(h, w, 64)
+    assert 64 / 20 < s <= 64 / 10 + 1e-9  # the outlier does not set the scale
+
+
+def test_resize_and_none_modes() -> None:
+    img = np.random.default_rng(0).random((2, 30, 10)).astype(np.float32)
+    out, _ = apply_geometry(img, "resize", 16, 1.0, 0)
+    assert out.shape == (2, 16, 16) and out.dtype == np.float32
+    same, _ = apply_geometry(img, "none", 16, 1.0, 0)
+    assert same is img
+
+
+def test_border_median_estimates_background() -> None:
+    img = np.full((1, 20, 20), 250, np.uint8)
+    img[0, 5:15, 5:15] = 10
+    assert border_median(img) == 250

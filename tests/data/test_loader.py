@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import biorep.data.cache as cache_mod
+import biorep.data.decode as decode_mod
+from biorep.data import DataConfig, load_dataset
+from biorep.errors import DataError
+
+from .conftest import blob, write_image
+
+
+def test_unseen_folder_of_png_and_tiff_loads(mixed_folder: Path) -> None:
+    ds = load_dataset(DataConfig(dataset=str(mixed_folder), geometry={"size": 32}), progress=False)
+    assert ds.images.shape == (12, 1, 32, 32) and ds.images.dtype == np.uint8
+    assert ds.classes == ["long", "medium", "short"]
+    assert np.bincount(ds.targets).tolist() == [4, 4, 4]
+    assert ds.background == 255  # auto: median border pixel of dark-on-white crops
+    assert ds.meta["orig_height"].tolist()[:4] == [60, 61, 62, 63]
+    # one common scale: long crops stay longer than short ones on the canvas
+    dark = (np.asarray(ds.images) < 128).any(axis=3).sum(axis=(1, 2))
+    assert dark[ds.targets == 0].min() > dark[ds.targets == 2].max()
+
+
+def test_second_load_reads_the_cache_only(mixed_folder: Path, monkeypatch: pytest.MonkeyPatch,
+                                           isolated_cache: Path) -> None:
+    cfg = DataConfig(dataset=str(mixed_folder), geometry={"size": 32})
+    first = load_dataset(cfg, progress=False)
+    files = sorted(p.name for p in (isolated_cache / "datasets").iterdir())
+    assert len(files) == 3 and not any(".tmp" in f for f in files)
+
+    def boom(path: object) -> None:
+        raise AssertionError("decoded again")
+
+    monkeypatch.setattr(decode_mod, "read_image", boom)
+    monkeypatch.setattr(cache_mod, "read_image", boom)
+    second = load_dataset(cfg, progress=False)
+    assert isinstance(second.images, np.memmap)
+    np.testing.assert_array_equal(np.asarray(first.images), np.asarray(second.images))
+    pd.testing.assert_frame_equal(first.meta, second.meta)
+    # a different geometry is a different cache (and would decode again)
+    with pytest.raises(AssertionError, match="decoded again"):
+        load_dataset(DataConfig(dataset=str(mixed_folder), geometry={"size": 16}), progress=False)
+
+
+def test_changed_file_invalidates_cache(mixed_folder: Path) -> None:
+    cfg = DataConfig(dataset=str(mixed_folder), geometry={"size": 32})
+    before = np.asarray(load_dataset(cfg, progress=False).images[0])
+    assert before.min() > 0
+    write_image(mixed_folder / "long" / "long_0.png", np.zeros((60, 16), np.uint8))
+    after = np.asarray(load_dataset(cfg, progress=False).images[0])
+    assert after.min() == 0 and (after == 0).sum() > 100
+
+
+def test_process_pool_matches_serial(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "many"
+    for i in range(40):
+        write_image(root / ("a" if i % 2 else "b") / f"{i}.png", blob(10 + i % 7, 12, seed=i))
+    serial = load_dataset(DataConfig(dataset=str(root), workers=1, geometry={"size": 24}), progress=False)
+    monkeypatch.setattr(cache_mod, "_SERIAL_BELOW", 1)
+    monkeypatch.setattr(cache_mod, "_CHUNK", 8)
+    monkeypatch.setenv("BIOREP_CACHE", str(tmp_path / "second-cache"))
+    pooled = load_dataset(DataConfig(dataset=str(root), workers=2, geometry={"size": 24}), progress=False)
+    np.testing.assert_array_equal(np.asarray(serial.images), np.asarray(pooled.images))
+
+
+def test_manifest_metadata_travels_and_channels_select(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(6):
+        write_image(tmp_path / "c" / f"{i}.npy", rng.integers(0, 4000, (68, 68, 3)).astype(np.uint16))
+        rows.append({"path": f"c/{i}.npy", "plate": f"P{i % 2}", "well": f"B0{i}", "compound": "x", "dose": i * 1.5})
+    pd.DataFrame(rows).to_csv(tmp_path / "m.csv", index=False)
+    ds = load_dataset(DataConfig(dataset=str(tmp_path / "m.csv"), group="plate", channels=[2, 0],
+                                 geometry={"mode": "none"}), progress=False)
+    assert ds.images.shape == (6, 2, 68, 68) and ds.images.dtype == np.uint16
+    assert ds.group_column == "plate" and ds.label_column is None and (ds.targets == -1).all()
+    assert ds.meta["dose"].tolist() == [0.0, 1.5, 3.0, 4.5, 6.0, 7.5]
+    raw = np.load(tmp_path / "c" / "3.npy")
+    np.testing.assert_array_equal(ds.images[3, 0], raw[..., 2])
+    sub = ds.subset([1, 3])
+    assert sub.meta["well"].tolist() == ["B01", "B03"] and len(sub) == 2 and sub.images.shape[0] == 2
+
+
+def test_resize_mode_and_declared_channels(mixed_folder: Path) -> None:
+    ds = load_dataset(DataConfig(dataset=str(mixed_folder), channels=1, geometry={"mode": "resize", "size": 20}),
+                      progress=False)
+    assert ds.images.shape == (12, 1, 20, 20)
+    with pytest.raises(DataError, match="has 1 channel\\(s\\) but the data set has 3"):
+        load_dataset(DataConfig(dataset=str(mixed_folder), channels=3), progress=False)
+
+
+def test_none_mode_needs_one_size(mixed_folder: Path) -> None:
+    with pytest.raises(DataError, match="geometry mode 'none' needs images of one size"):
+        load_dataset(DataConfig(dataset=str(mixed_folder), geometry={"mode": "none"}), progress=False)
+
+
+def test_unknown_dataset_name_lists_builtins() -> None:
+    with pytest.raises(DataError, match="not a built-in data set .*chromosome-pki3"):
+        load_dataset(DataConfig(dataset="no-such-set"), progress=False)
+
+
+def test_pooled_decode_error_names_file_and_leaves_no_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            isolated_cache: Path) -> None:
+    root = tmp_path / "many"
+    for i in range(20):
+        write_image(root / "a" / f"{i:02d}.png", blob(10, 12, seed=i))
+    (root / "a" / "15.png").write_bytes(b"garbage")
+    monkeypatch.setattr(cache_mod, "_SERIAL_BELOW", 1)
+    monkeypatch.setattr(cache_mod, "_CHUNK", 4)
+    with pytest.raises(DataError, match="15.png: cannot decode"):
+        load_dataset(DataConfig(dataset=str(root), workers=2), progress=False)
+    assert not any((isolated_cache / "datasets").iterdir())

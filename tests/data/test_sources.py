@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from biorep.data.sources import encode_labels, natural_sorted, read_folder, read_manifest
+from biorep.errors import DataError
+
+from .conftest import blob, write_image
+
+
+def test_folder_classes_are_immediate_parents_at_any_depth(tmp_path: Path) -> None:
+    root = tmp_path / "set"
+    write_image(root / "cell1" / "a" / "x.png", blob(8, 8))
+    write_image(root / "cell1" / "b" / "y.png", blob(8, 8))
+    write_image(root / "cell2" / "a" / "z.tif", blob(8, 8))
+    write_image(root / "loose.npy", blob(8, 8))
+    (root / "notes.txt").write_text("ignored")
+    (root / "folder.tiff").mkdir()  # a folder with an image-like name is not a file
+    src = read_folder(root)
+    assert src.meta["path"].tolist() == ["cell1/a/x.png", "cell1/b/y.png", "cell2/a/z.tif", "loose.npy"]
+    assert src.meta["label"].tolist() == ["a", "b", "a", None]
+    classes, targets = encode_labels(src)
+    assert classes == ["a", "b"] and targets.tolist() == [0, 1, 0, -1]
+
+
+def test_empty_folder_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "empty" / "cls").mkdir(parents=True)
+    with pytest.raises(DataError, match="no image files"):
+        read_folder(tmp_path / "empty")
+
+
+def test_manifest_relative_absolute_and_metadata(tmp_path: Path) -> None:
+    write_image(tmp_path / "imgs" / "a.png", blob(8, 8))
+    absolute = write_image(tmp_path / "elsewhere" / "b.png", blob(8, 8))
+    man = tmp_path / "m.csv"
+    pd.DataFrame({"file": ["imgs/a.png", str(absolute)], "compound": ["x", "y"], "plate": [1, 2]}).to_csv(man, index=False)
+    src = read_manifest(man, path_column="file", label="compound", group="plate")
+    assert src.files == [str(tmp_path / "imgs" / "a.png"), str(absolute)]
+    assert list(src.meta.columns) == ["path", "compound", "plate"]
+    assert src.label_column == "compound" and src.group_column == "plate"
+
+
+def test_manifest_parquet(tmp_path: Path) -> None:
+    write_image(tmp_path / "a.png", blob(8, 8))
+    pd.DataFrame({"path": ["a.png"], "label": ["k"]}).to_parquet(tmp_path / "m.parquet")
+    src = read_manifest(tmp_path / "m.parquet")
+    assert src.label_column == "label" and src.files[0].endswith("a.png")
+
+
+@pytest.mark.parametrize(
+    ("frame", "kwargs", "message"),
+    [
+        ({"file": ["a.png"]}, {}, "no path column 'path'"),
+        ({"path": ["a.png"]}, {"label": "dose"}, "no label column 'dose'"),
+        ({"path": ["../../etc/passwd.png"]}, {}, "escapes the manifest folder"),
+        ({"path": ["a.png", None]}, {}, "empty in row 3"),
+    ],
+)
+def test_manifest_errors(tmp_path: Path, frame: dict, kwargs: dict, message: str) -> None:
+    man = tmp_path / "m.csv"
+    pd.DataFrame(frame).to_csv(man, index=False)
+    with pytest.raises(DataError, match=message) as exc:
+        read_manifest(man, **kwargs)
+    assert "m.csv" in str(exc.value)
+
+
+def test_declared_classes_fix_order_and_reject_unknown(tmp_path: Path) -> None:
+    man = tmp_path / "m.csv"
+    pd.DataFrame({"path": ["a.png", "b.png", "c.png"], "label": [2, 10, 1.0]}).to_csv(man, index=False)
+    src = read_manifest(man)
+    classes, t = encode_labels(src)
+    assert classes == ["1", "2", "10"] and t.tolist() == [1, 2, 0]
+    src = read_manifest(man)
+    classes, t = encode_labels(src, ["10", "2", "1"])
+    assert t.tolist() == [1, 0, 2]
+    with pytest.raises(DataError, match="unknown class '10'"):
+        encode_labels(read_manifest(man), ["1", "2"])
+
+
+def test_natural_sort() -> None:
+    assert natural_sorted(["clase10", "clase2", "clase1"]) == ["clase1", "clase2", "clase10"]
+    assert np.all(np.array(natural_sorted(["10", "9", "X"])) == np.array(["9", "10", "X"]))

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from biorep.data import ImageDataset, SplitConfig, group_folds, split_dataset
+from biorep.errors import DataError
+
+
+def _ds(n_groups: int = 40, per_group: int = 10, n_classes: int = 4, group: str | None = "case") -> ImageDataset:
+    n = n_groups * per_group
+    meta = pd.DataFrame({"path": [f"{i}.png" for i in range(n)], "case": np.repeat([f"c{g}" for g in range(n_groups)], per_group)})
+    targets = np.tile(np.arange(n_classes), n // n_classes + 1)[:n].astype(np.int64)
+    return ImageDataset(name="t", images=np.zeros((n, 1, 2, 2), np.uint8), meta=meta, label_column="y",
+                        classes=[str(c) for c in range(n_classes)], targets=targets, group_column=group,
+                        background=0.0, channels=1, size=2)
+
+
+def _groups(ds: ImageDataset, idx: np.ndarray) -> set[str]:
+    return set(ds.meta["case"].to_numpy()[idx])
+
+
+def test_no_group_in_two_parts_and_fractions() -> None:
+    ds = _ds()
+    s = split_dataset(ds, SplitConfig(test=0.2, val=0.1, seed=3))
+    parts = [s.train, s.val, s.test]
+    assert sum(map(len, parts)) == len(ds) and len(np.unique(np.concatenate(parts))) == len(ds)
+    assert not (_groups(ds, s.train) & _groups(ds, s.test))
+    assert not (_groups(ds, s.train) & _groups(ds, s.val))
+    assert not (_groups(ds, s.val) & _groups(ds, s.test))
+    assert 0.15 < len(s.test) / len(ds) < 0.25 and 0.05 < len(s.val) / len(ds) < 0.15
+    for part in parts:  # stratified: every class in every part
+        assert set(ds.targets[part]) == {0, 1, 2, 3}
+
+
+def test_deterministic_by_seed() -> None:
+    ds = _ds()
+    a = split_dataset(ds, SplitConfig(seed=1))
+    b = split_dataset(ds, SplitConfig(seed=1))
+    c = split_dataset(ds, SplitConfig(seed=2))
+    for k in ("train", "val", "test"):
+        np.testing.assert_array_equal(getattr(a, k), getattr(b, k))
+    assert not np.array_equal(a.test, c.test)
+    assert a.to_dict() == type(a).from_dict(a.to_dict()).to_dict()
+
+
+def test_explicit_holdout_groups() -> None:
+    ds = _ds()
+    s = split_dataset(ds, SplitConfig(holdout=["c0", "c5"], val=0.1))
+    assert _groups(ds, s.test) == {"c0", "c5"} and not ({"c0", "c5"} & _groups(ds, s.train))
+    with pytest.raises(DataError, match="not found"):
+        split_dataset(ds, SplitConfig(holdout=["nope"]))
+
+
+def test_without_groups_splits_samples_stratified() -> None:
+    ds = _ds(group=None)
+    s = split_dataset(ds, SplitConfig(test=0.25, val=0.0))
+    assert len(s.val) == 0 and len(s.test) == 100
+    assert np.bincount(ds.targets[s.test]).tolist() == [25, 25, 25, 25]
+
+
+def test_group_folds_leave_one_group_out() -> None:
+    ds = _ds(n_groups=3, per_group=20)
+    folds = group_folds(ds, "case", val=0.3)
+    assert [sorted(_groups(ds, f.test)) for f in folds] == [["c0"], ["c1"], ["c2"]]
+    for f in folds:
+        assert not (_groups(ds, f.train) & _groups(ds, f.test)) and not (_groups(ds, f.val) & _groups(ds, f.train))
+        assert len(f.train) + len(f.val) + len(f.test) == len(ds)
+    with pytest.raises(DataError, match="column 'plate'"):
+        group_folds(ds, "plate")

@@ -1,0 +1,266 @@
+"""The shared Lightning plumbing of every paradigm: backbone, views, scaling, optimiser, logging.
+
+A paradigm subclasses :class:`BaseMethod`, declares its ``Params`` (pydantic, ``extra="forbid"``),
+builds its heads in :meth:`BaseMethod.build_heads` and computes its loss in
+:meth:`BaseMethod.compute_loss`. Everything else (optimiser, LR schedule, per-step reseeding of the
+augmentation RNG, online validation accuracy, logging) lives here once.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+from torch import Tensor, nn
+
+from biorep.registry import Registry
+
+METHODS: Registry[type[BaseMethod]] = Registry("method")
+
+
+class MethodParams(BaseModel):
+    """Base of every paradigm's ``Params``: unknown keys are an error."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class OptimConfig(BaseModel):
+    """Optimiser and LR schedule (filled from the run's ``train`` section).
+
+    ``scheduler``: ``none``; ``cosine`` (to ``min_lr`` over the run's epochs); ``step`` (× ``gamma``
+    every ``step_size`` epochs, gamma default 0.1); ``exponential`` (× ``gamma`` per epoch, default
+    0.95 — the chromosome study's schedule). Schedules step once per epoch.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    scheduler: Literal["none", "cosine", "step", "exponential"] = "none"
+    step_size: int = Field(30, gt=0)
+    gamma: float | None = Field(None, gt=0, le=1)
+    min_lr: float = Field(0.0, ge=0)
+
+
+class DataInfo(BaseModel):
+    """What a method needs to know about its data (saved in the run's ``data.json``)."""
+
+    in_chans: int
+    size: int
+    classes: list[str] = Field(default_factory=list)
+    scaler: dict[str, Any] | None = None
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+
+def mlp(dims: list[int], *, bias_last: bool = True, batch_norm: bool = False) -> nn.Sequential:
+    """``Linear-ReLU-…-Linear`` through ``dims`` (e.g. ``[2048, 256, 2]``)."""
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
+        last = i == len(dims) - 2
+        layers.append(nn.Linear(a, b, bias=bias_last or not last))
+        if not last:
+            if batch_norm:
+                layers.append(nn.BatchNorm1d(b))
+            layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+def concat_crops(crops: list[Tensor], *others: Tensor) -> tuple[Tensor, ...]:
+    """Stack every crop as its own sample; repeat per-sample tensors (targets, ids) to match."""
+    n = len(crops)
+    return (torch.cat(crops, 0), *(o.repeat(n) for o in others))
+
+
+class BaseMethod(L.LightningModule):
+    """A representation-learning paradigm as a LightningModule.
+
+    Subclasses set ``Params``, ``n_views`` (views per sample fed to the loss: 1 means every crop of
+    the view generator is its own training sample), and implement :meth:`compute_loss`; methods with
+    a classifier implement :meth:`logits_from_features`.
+
+    Example:
+        >>> method = METHODS.get("supervised")(params, model=ModelConfig(backbone="simple_cnn"),
+        ...     views=ViewsConfig(), data=DataInfo(in_chans=1, size=64, classes=["a", "b"]),
+        ...     optim=OptimConfig(lr=1e-4))
+        >>> z = method.embed(x_raw)          # [B, D] backbone representation
+        >>> logits = method.classify(x_raw)  # [B, 2] or None
+    """
+
+    name: ClassVar[str] = "base"
+    Params: ClassVar[type[MethodParams]] = MethodParams
+    n_views: ClassVar[int] = 1
+    has_classifier: ClassVar[bool] = False
+    needs_labels: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        params: MethodParams,
+        *,
+        model: Any,
+        views: Any,
+        data: DataInfo,
+        optim: OptimConfig | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        from biorep.models import build_backbone
+        from biorep.views import build_views
+
+        self.params = params
+        self.model_cfg = model
+        self.data_info = data
+        self.optim_cfg = optim or OptimConfig()
+        self.seed = seed
+        self.backbone = build_backbone(model, in_chans=data.in_chans, img_size=data.size)
+        self.num_features = int(self.backbone.num_features)
+        self.views = build_views(views, data.size)
+        self.scaler = None
+        if data.scaler:
+            from biorep.data import IntensityScaler
+
+            self.scaler = IntensityScaler.from_dict(data.scaler)
+        self.build_heads()
+
+    # ----------------------------------------------------------------- for subclasses
+    @classmethod
+    def make_targets(
+        cls, params: MethodParams, meta: pd.DataFrame, targets: np.ndarray, classes: list[str]
+    ) -> tuple[np.ndarray, list[str]]:
+        """Per-image integer targets (−1 = none) and their class names; default: the dataset's labels."""
+        return targets, classes
+
+    def batch_sampling(self) -> dict[str, Any]:
+        """How the training engine should form batches: ``{"kind": "random"}`` or class-balanced."""
+        return {"kind": "random"}
+
+    def build_heads(self) -> None:
+        """Create the paradigm's heads (called at the end of ``__init__``)."""
+
+    def compute_loss(self, views: list[Tensor], y: Tensor, idx: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """Loss from the augmented views (each ``[B, C, H, W]`` in [0, 1]); returns (loss, extra logs)."""
+        raise NotImplementedError
+
+    def logits_from_features(self, h: Tensor) -> Tensor | None:
+        """Class logits from backbone features (methods with a classifier override this)."""
+        return None
+
+    # ----------------------------------------------------------------- public inference API
+    def prepare(self, x_raw: Tensor) -> Tensor:
+        """Raw images → float32 in [0, 1] on the model's device (the fitted intensity scaler)."""
+        x = x_raw.to(self.device)
+        if self.scaler is not None:
+            x = self.scaler(x)
+        elif not torch.is_floating_point(x):
+            x = x.float() / float(torch.iinfo(x.dtype).max)
+        return x.float()
+
+    @torch.no_grad()
+    def embed(self, x_raw: Tensor) -> Tensor:
+        """Backbone representation ``[B, D]`` (never a projection head) of raw images."""
+        return self.backbone(self.prepare(x_raw))
+
+    @torch.no_grad()
+    def classify(self, x_raw: Tensor) -> Tensor | None:
+        """Class logits ``[B, n_classes]`` where the method has a classifier, else None."""
+        if not self.has_classifier:
+            return None
+        return self.logits_from_features(self.backbone(self.prepare(x_raw)))
+
+    # ----------------------------------------------------------------- Lightning hooks
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        # Augmentation randomness is a function of (seed, global step, rank), so a run resumed from a
+        # mid-epoch checkpoint draws exactly the views an uninterrupted run would have drawn.
+        rank = self.global_rank if self._trainer is not None else 0
+        torch.manual_seed((self.seed * 1_000_003 + self.global_step * 7_919 + rank * 104_729) % (2**63))
+
+    def make_views(self, x: Tensor, n_views: int) -> list[Tensor]:
+        """Apply the view generator; a single tensor is wrapped into a list."""
+        out = self.views(x, n_views)
+        return list(out) if isinstance(out, (list, tuple)) else [out]
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        x_raw, y, idx = batch
+        x = self.prepare(x_raw)
+        loss, logs = self.compute_loss(self.make_views(x, self.n_views), y, idx)
+        bs = x.shape[0]
+        self.log(
+            "train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=bs, sync_dist=True
+        )
+        for key, value in logs.items():
+            self.log(f"train/{key}", value, on_step=False, on_epoch=True, batch_size=bs, sync_dist=True)
+        return loss
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        x_raw, y, idx = batch
+        x = self.prepare(x_raw)
+        bs = x.shape[0]
+        if self.has_classifier:
+            logits = self.logits_from_features(self.backbone(x))
+            assert logits is not None
+            keep = y >= 0
+            if bool(keep.any()):
+                n = int(keep.sum())
+                self.log(
+                    "val/loss", F.cross_entropy(logits[keep].float(), y[keep]), batch_size=n, sync_dist=True
+                )
+                acc = (logits[keep].argmax(1) == y[keep]).float().mean()
+                self.log("val/acc", acc, prog_bar=True, batch_size=n, sync_dist=True)
+        else:
+            loss, _ = self.compute_loss(self.make_views(x, self.n_views), y, idx)
+            self.log("val/loss", loss, prog_bar=True, batch_size=bs, sync_dist=True)
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """Parameters handed to the optimiser (EMA copies and frozen parts excluded)."""
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def configure_optimizers(self) -> Any:
+        o = self.optim_cfg
+        params = self.trainable_parameters()
+        if o.optimizer == "sgd":
+            opt: torch.optim.Optimizer = torch.optim.SGD(
+                params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay
+            )
+        elif o.optimizer == "adamw":
+            opt = torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay)
+        else:
+            opt = torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay)
+        sched = _SCHEDULERS[o.scheduler](opt, o, self._max_epochs())
+        if sched is None:
+            return opt
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+
+    def _max_epochs(self) -> int:
+        if self._trainer is not None and self.trainer.max_epochs and self.trainer.max_epochs > 0:
+            return int(self.trainer.max_epochs)
+        return 1
+
+
+def _no_sched(opt: torch.optim.Optimizer, o: OptimConfig, epochs: int) -> None:
+    return None
+
+
+def _cosine(opt: torch.optim.Optimizer, o: OptimConfig, epochs: int) -> torch.optim.lr_scheduler.LRScheduler:
+    return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1), eta_min=o.min_lr)
+
+
+def _step(opt: torch.optim.Optimizer, o: OptimConfig, epochs: int) -> torch.optim.lr_scheduler.LRScheduler:
+    return torch.optim.lr_scheduler.StepLR(opt, step_size=o.step_size, gamma=o.gamma or 0.1)
+
+
+def _exponential(
+    opt: torch.optim.Optimizer, o: OptimConfig, epochs: int
+) -> torch.optim.lr_scheduler.LRScheduler:
+    return torch.optim.lr_scheduler.ExponentialLR(opt, gamma=o.gamma or 0.95)
+
+
+_SCHEDULERS = {"none": _no_sched, "cosine": _cosine, "step": _step, "exponential": _exponential}

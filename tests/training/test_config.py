@@ -1,0 +1,96 @@
+"""RunConfig validation, --set overrides and the run-directory guards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from biorep.errors import ConfigError, RunDirError
+from biorep.training import RunConfig, load_config, train
+
+from .conftest import SMOKE
+
+CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_every_recipe_validates(path: Path) -> None:
+    cfg = load_config(path)
+    again = RunConfig.from_dict(cfg.to_dict())  # the resolved form round-trips
+    assert again == cfg
+
+
+def test_overrides_are_yaml_parsed_and_nested() -> None:
+    cfg = load_config(
+        SMOKE,
+        [
+            "train.epochs=3",
+            "train.lr=1e-4",
+            "method.name=byol",
+            "method.momentum=0.8",
+            "train.early_stopping={monitor: train/loss, patience: 2}",
+            "views.crops=multi",
+        ],
+    )
+    assert cfg.train.epochs == 3 and cfg.train.lr == pytest.approx(1e-4)
+    assert cfg.method.name == "byol" and cfg.method.params.momentum == 0.8
+    assert cfg.train.early_stopping.patience == 2 and cfg.train.early_stopping.resolved_mode() == "min"
+    assert cfg.views.crops == "multi"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["method.name=supcon", "method.temperature=-1"],
+            "method.temperature: Input should be greater than 0",
+        ),
+        (["method.name=supcon", "method.temprature=0.1"], "method.temprature: unknown key"),
+        (["train.epoch=3"], "train.epoch: unknown key"),
+        (["bogus.x=1"], "bogus: unknown key"),
+        (["train.batch_size=0"], "train.batch_size"),
+        (["train.precision=8"], "train.precision"),
+        (["method.name=nope"], "unknown method 'nope'"),
+        (
+            ["method.name=supcon", "method.pretrain_epochs=5", "train.epochs=5"],
+            "method.pretrain_epochs: must be <",
+        ),
+        (["method.name=byol", "train.early_stopping={monitor: val/acc}"], "train.early_stopping.monitor"),
+        (["train.epochs"], "expected KEY=VALUE"),
+    ],
+)
+def test_bad_configs_name_the_field(overrides: list[str], message: str) -> None:
+    with pytest.raises(ConfigError, match="invalid config|KEY=VALUE") as err:
+        load_config(SMOKE, overrides)
+    assert message in str(err.value)
+
+
+def test_missing_or_broken_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+
+
+def test_existing_run_dir_is_not_touched(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "precious.txt").write_text("keep me")
+    with pytest.raises(RunDirError, match="already exists"):
+        train(load_config(SMOKE), run)
+    assert [p.name for p in run.iterdir()] == ["precious.txt"]
+
+
+def test_overwrite_replaces_the_run(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "old.txt").write_text("x")
+    train(
+        load_config(SMOKE, ["train.limit_train_batches=1", "train.limit_val_batches=1"]), run, overwrite=True
+    )
+    assert not (run / "old.txt").exists()
+    assert yaml.safe_load((run / "config.yaml").read_text())["method"]["name"] == "supervised"

@@ -1,0 +1,40 @@
+"""``ModelConfig``: which backbone, optional local weights, extra timm keyword arguments."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+_RESERVED = ("pretrained", "in_chans", "num_classes", "pretrained_cfg_overlay")
+
+
+class ModelConfig(BaseModel):
+    """The backbone of a run.
+
+    ``backbone``: ``simple_cnn`` (Study B's encoder) or any timm model name
+    (``python -c "import timm; print(timm.list_models('*vit*'))"`` lists them).
+    ``weights``: a local state dict or checkpoint to start from (nothing is ever downloaded).
+    ``kwargs``: passed to ``timm.create_model`` (e.g. ``drop_path_rate``) or the registered factory.
+
+    Example:
+        >>> ModelConfig(backbone="resnet18", kwargs={"drop_path_rate": 0.1}).backbone
+        'resnet18'
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    backbone: str = "simple_cnn"
+    weights: str | None = None
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("kwargs")
+    @classmethod
+    def _no_reserved(cls, v: dict[str, Any]) -> dict[str, Any]:
+        bad = [k for k in v if k in _RESERVED]
+        if bad:
+            raise ValueError(
+                f"model.kwargs may not set {', '.join(bad)}: biorep sets in_chans from the data, "
+                "builds without a classifier (num_classes=0) and never downloads (use model.weights "
+                "for a local file)"
+            )
+        return v

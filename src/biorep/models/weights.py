@@ -1,0 +1,190 @@
+"""Load a local state dict or checkpoint into a backbone, tolerating the usual wrappers.
+
+Handles what ``load_state_dict`` alone does not: checkpoint containers (Lightning ``state_dict``,
+``model``, ``model_state_dict``…), key prefixes (``module.``, ``model.``, ``backbone.``, …, on either
+side), a first convolution saved for another number of input channels, and ViT position embeddings
+saved for another image size (via timm's ``resample_abs_pos_embed``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from biorep.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+PREFIXES = ("module.", "_orig_mod.", "model.", "backbone.", "encoder.", "student.", "net.")
+_CONTAINER_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "network")
+
+
+@dataclass
+class LoadReport:
+    """What :func:`load_weights` did: keys loaded, left at their init, ignored, and adapted."""
+
+    loaded: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    adapted: list[str] = field(default_factory=list)
+
+
+def normalize_key(key: str) -> str:
+    """Strip the known wrapper prefixes from the start of ``key`` (repeatedly)."""
+    changed = True
+    while changed:
+        changed = False
+        for p in PREFIXES:
+            if key.startswith(p) and len(key) > len(p):
+                key = key[len(p) :]
+                changed = True
+    return key
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a state dict from ``path`` (``torch.save`` file, Lightning checkpoint or safetensors)."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"model.weights: {path} does not exist or is not a file")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            obj: object = load_file(str(path), device="cpu")
+        else:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any reader failure is the user's file
+        raise ConfigError(f"model.weights: cannot read {path}: {err}") from None
+    for _ in range(3):
+        if isinstance(obj, dict) and not any(isinstance(v, torch.Tensor) for v in obj.values()):
+            inner = next((obj[k] for k in _CONTAINER_KEYS if isinstance(obj.get(k), dict)), None)
+            if inner is None:
+                break
+            obj = inner
+    if not isinstance(obj, dict) or not any(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ConfigError(
+            f"model.weights: {path} holds no state dict (expected a mapping of tensors, or one under "
+            f"any of {', '.join(_CONTAINER_KEYS)})"
+        )
+    return {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+
+
+def adapt_conv_channels(weight: torch.Tensor, in_chans: int) -> torch.Tensor:
+    """Adapt a conv weight ``[O, C_src, kh, kw]`` to ``in_chans`` input channels.
+
+    The filters are averaged over the source channels, tiled to ``in_chans`` and scaled by
+    ``C_src / in_chans``: an image whose channels are all equal gets exactly the response the source
+    conv gave to it (for one channel this is the sum over source channels, as timm does). The
+    source channels' meaning (e.g. RGB) does not carry over to other stains anyway, so no per-channel
+    filter is kept. Generalises timm's ``adapt_input_conv``, which only starts from 3 channels.
+    """
+    if weight.shape[1] == in_chans:
+        return weight
+    return weight.sum(1, keepdim=True).repeat(1, in_chans, 1, 1) / in_chans
+
+
+def _is_in_chans_mismatch(value: torch.Tensor, want: torch.Tensor) -> bool:
+    """Same conv but another number of input channels."""
+    return (
+        value.ndim == 4
+        and want.ndim == 4
+        and value.shape[0] == want.shape[0]
+        and value.shape[2:] == want.shape[2:]
+    )
+
+
+def _owner_of(module: nn.Module, key: str) -> nn.Module:
+    """The sub-module that holds parameter ``key``."""
+    path = key.rsplit(".", 1)[0] if "." in key else ""
+    return module.get_submodule(path) if path else module
+
+
+def _resample_pos_embed(module: nn.Module, src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor | None:
+    from timm.layers import resample_abs_pos_embed
+
+    n_prefix = 0 if getattr(module, "no_embed_class", False) else int(getattr(module, "num_prefix_tokens", 1))
+    grid = dst.shape[1] - n_prefix
+    side = int(round(grid**0.5))
+    if side * side != grid or src.ndim != 3:
+        return None
+    return resample_abs_pos_embed(src, new_size=[side, side], num_prefix_tokens=n_prefix)
+
+
+def load_weights(module: nn.Module, path: str | Path, *, strict: bool = True) -> LoadReport:
+    """Load the weights at ``path`` into ``module`` and report what happened.
+
+    Source keys match target keys after :func:`normalize_key` on both sides. Source keys with no
+    target (e.g. a classifier or projection head) are ignored with a warning. Missing target keys
+    raise a :class:`ConfigError` when ``strict`` (they would silently stay random).
+
+    Example:
+        >>> import tempfile, os
+        >>> from biorep.models.simple_cnn import SimpleCNN
+        >>> net = SimpleCNN(1, 64)
+        >>> f = os.path.join(tempfile.mkdtemp(), "w.pt")
+        >>> torch.save({"state_dict": {"backbone." + k: v for k, v in net.state_dict().items()}}, f)
+        >>> len(load_weights(SimpleCNN(1, 64), f).loaded)
+        8
+    """
+    src = read_state_dict(path)
+    target = module.state_dict()
+    by_norm: dict[str, str] = {}
+    for k in target:
+        by_norm.setdefault(normalize_key(k), k)
+    first_conv = next((k for k, v in target.items() if v.ndim == 4), None)  # the stem / patch embed
+    report = LoadReport()
+    new_state: dict[str, torch.Tensor] = {}
+    shape_errors: list[str] = []
+    for key, value in src.items():
+        tkey = key if key in target else by_norm.get(normalize_key(key))
+        if tkey is None:
+            report.unexpected.append(key)
+            continue
+        want = target[tkey]
+        if value.shape != want.shape:
+            if tkey == first_conv and _is_in_chans_mismatch(value, want):
+                report.adapted.append(f"{tkey}: {value.shape[1]}→{want.shape[1]} input channels")
+                value = adapt_conv_channels(value, want.shape[1])
+            elif tkey.endswith("pos_embed") and value.ndim == want.ndim == 3:
+                resampled = _resample_pos_embed(_owner_of(module, tkey), value, want)
+                if resampled is None or resampled.shape != want.shape:
+                    shape_errors.append(f"{key}: {tuple(value.shape)} vs model {tuple(want.shape)}")
+                    continue
+                value = resampled
+                report.adapted.append(f"{tkey}: position embedding resampled to {tuple(want.shape)}")
+            else:
+                shape_errors.append(f"{key}: {tuple(value.shape)} vs model {tuple(want.shape)}")
+                continue
+        new_state[tkey] = value.to(want.dtype)
+        report.loaded.append(tkey)
+    if shape_errors:
+        raise ConfigError(
+            f"model.weights: {path}: {len(shape_errors)} tensors do not fit this backbone "
+            f"(wrong model.backbone or model.kwargs?): " + "; ".join(shape_errors[:8])
+        )
+    if not new_state:
+        raise ConfigError(
+            f"model.weights: {path}: no key matches this backbone (first file keys: "
+            f"{', '.join(list(src)[:5])}; first model keys: {', '.join(list(target)[:5])})"
+        )
+    report.missing = [k for k in target if k not in new_state]
+    if report.missing and strict:
+        raise ConfigError(
+            f"model.weights: {path} lacks {len(report.missing)} of the backbone's tensors "
+            f"(e.g. {', '.join(report.missing[:8])}); is it a checkpoint of this backbone?"
+        )
+    module.load_state_dict(new_state, strict=False)
+    if report.unexpected:
+        log.warning(
+            "model.weights: ignored %d tensors of %s that the backbone lacks (e.g. %s)",
+            len(report.unexpected),
+            path,
+            ", ".join(report.unexpected[:5]),
+        )
+    for msg in report.adapted:
+        log.info("model.weights: adapted %s", msg)
+    return report

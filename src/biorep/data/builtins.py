@@ -11,7 +11,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,12 @@ class CellsOptions(_NoOptions):
 
 @dataclass(frozen=True)
 class BuiltinDataset:
-    """A named data set: where it lives and how it is labelled and grouped."""
+    """A named data set: where it lives and how it is labelled and grouped.
+
+    ``evaluations`` are the data set's default evaluation tasks beyond the generic ones (probes,
+    classification, karyotype): ``{evaluation name: options}`` as ``biorep evaluate`` passes them to
+    :data:`biorep.evaluate.EVALUATIONS` (``where``, a ``{column: value}`` selector, restricts the rows).
+    """
 
     name: str
     description: str
@@ -56,6 +61,7 @@ class BuiltinDataset:
     background: float
     build: Callable[[BuiltinDataset, DataConfig, Any], Source]
     options_model: type[BaseModel] = _NoOptions
+    evaluations: dict[str, dict[str, Any]] = field(default_factory=dict, hash=False, compare=False)
 
     def options(self, cfg: DataConfig) -> Any:
         """Validate ``cfg.options`` against this data set's options model."""
@@ -86,6 +92,28 @@ class BuiltinDataset:
 
 
 DATASETS: Registry[BuiltinDataset] = Registry("dataset")
+
+
+def screening_evaluations(compound: str) -> dict[str, dict[str, Any]]:
+    """Study B's screening tasks for cells treated with ``compound`` at 50/15/5 µM beside DMSO wells.
+
+    Similarity of 50 vs 15 µM relative to DMSO per plate; treated vs control (the ``treated``
+    column's split, selected as DMSO vs the rest so it holds whatever the label column is); UMAP +
+    HDBSCAN of the treated cells per plate scored against ``dose``; replicate mAP of site-level
+    profiles (plate × well × site) per treatment against DMSO.
+    """
+    dmso = {"compound": "DMSO"}
+    return {
+        "similarity": {"a": {"compound": compound, "dose": 50}, "b": {"compound": compound, "dose": 15},
+                       "control": dmso, "group_by": "plate"},
+        "treated_vs_control": {"control": dmso},
+        "clustering": {"where": {"compound": compound}, "group_by": "plate", "label_column": "dose"},
+        "replicate_map": {"treatment": ["compound", "dose"], "profile_by": ["plate", "well", "site"],
+                          "control": dmso, "neg_sameby": ["plate"]},
+    }
+
+
+KARYOTYPE_EVALUATIONS: dict[str, dict[str, Any]] = {"karyotype": {"karyogram_column": "karyogram"}}
 
 
 def _folder(spec: BuiltinDataset, cfg: DataConfig) -> Path:
@@ -155,6 +183,7 @@ DATASETS.add("chromosome-pki3", BuiltinDataset(
     group_column="case",
     background=255.0,
     build=_build_chromosomes,
+    evaluations=KARYOTYPE_EVALUATIONS,
 ))
 DATASETS.add("bbbc021-cycloheximide", BuiltinDataset(
     name="bbbc021-cycloheximide",
@@ -165,6 +194,7 @@ DATASETS.add("bbbc021-cycloheximide", BuiltinDataset(
     group_column="plate",
     background=0.0,
     build=_build_bbbc021,
+    evaluations=screening_evaluations("cyclohexamide"),  # the manifest's spelling
 ))
 DATASETS.add("synthetic-karyotype", BuiltinDataset(
     name="synthetic-karyotype",
@@ -176,6 +206,7 @@ DATASETS.add("synthetic-karyotype", BuiltinDataset(
     background=255.0,
     build=_build_synthetic_karyotype,
     options_model=KaryotypeOptions,
+    evaluations=KARYOTYPE_EVALUATIONS,
 ))
 DATASETS.add("synthetic-cells", BuiltinDataset(
     name="synthetic-cells",
@@ -187,4 +218,5 @@ DATASETS.add("synthetic-cells", BuiltinDataset(
     background=0.0,
     build=_build_synthetic_cells,
     options_model=CellsOptions,
+    evaluations=screening_evaluations("compound_a"),
 ))

@@ -115,7 +115,7 @@ def linear_probe_proba(
     n_classes: int,
     *,
     C: float = 1.0,
-    max_iter: int = 1000,
+    max_iter: int = 300,
 ) -> np.ndarray:
     """Multinomial logistic regression on standardised features; probabilities for ``test_z``.
 
@@ -162,7 +162,7 @@ def run_knn(ctx: EvalContext, *, k: int = 20, temperature: float = 0.07) -> Eval
 
 
 @EVALUATIONS.register("linear")
-def run_linear(ctx: EvalContext, *, C: float = 1.0, max_iter: int = 1000) -> EvalResult:
+def run_linear(ctx: EvalContext, *, C: float = 1.0, max_iter: int = 300) -> EvalResult:
     """Linear probe (logistic regression on standardised embeddings): fit on train, score test."""
     train, test, y, classes = _probe_inputs(ctx)
     z = ctx.embeddings

@@ -8,7 +8,7 @@ Example (YAML)::
       method: [{name: weak}, {name: autoencoder}, {name: regularized}, {name: byol}]
       views.augment: [random, none]
       views.crops: [one, multi]
-    evaluations: [treated_vs_control, similarity, clustering, profiles]
+    evaluations: [treated_vs_control, similarity, clustering, replicate_map]
 """
 
 from __future__ import annotations

@@ -1,0 +1,77 @@
+"""``biorep karyotype RUN``: constrained karyotype assembly per karyogram, with figures.
+
+Example:
+    $ biorep karyotype runs/supcon                      # test split, 12 karyogram figures
+    $ biorep karyotype runs/supcon --split all --max-images 0 --json
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+_out = Console()
+
+
+def karyotype_cmd(
+    run: Path = typer.Argument(..., metavar="RUN", help="Run directory of a classifier over 1..22, X, Y."),
+    data: Optional[str] = typer.Option(None, "--data", metavar="NAME_OR_PATH",
+                                       help="Assemble another data set (with a karyogram column) instead."),
+    split: Optional[str] = typer.Option(None, "--split", help="test | val | train | all (default: test; all with --data)."),
+    max_images: int = typer.Option(12, "--max-images", min=0, help="Karyogram figures to draw (flagged ones first)."),
+    option: list[str] = typer.Option([], "--option", "-o", metavar="KEY=VALUE", help="Assembly option KEY=VALUE (YAML value), e.g. "
+                                     "-o doubt_threshold=0.7 -o karyogram_column=cell. Repeatable."),
+    data_root: Optional[Path] = typer.Option(None, "--data-root", help="Folder holding the built-in data sets."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda ... (default: CUDA when available)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object on stdout."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars on stderr while decoding."),
+) -> None:
+    """Assign each karyogram's crops to chromosome classes (two per autosome, XX or XY) from the
+    classifier's log-probabilities; report accuracy before and after, and flagged karyograms.
+
+    Writes RUN/karyotype/assignments.csv, summary.json and <karyogram>.png figures, and stores the
+    result in RUN/evaluation.json under "karyotype".
+    """
+    from biorep.cli.evaluate import parse_options
+    from biorep.evaluate.run import karyotype_run
+
+    opts = parse_options([f"karyotype.{o}" for o in option]).get("karyotype", {})
+    summary = karyotype_run(run, data=data, split=split, max_images=max_images, options=opts,
+                            data_root=data_root, progress=progress and not as_json, device=device)
+    if as_json:
+        typer.echo(json.dumps(summary))
+        return
+    _print(run, summary)
+
+
+def _pct(v: Any) -> str:
+    return "—" if v is None else f"{100 * v:.1f} %"
+
+
+def _print(run: Path, s: dict[str, Any]) -> None:
+    table = Table(title=f"karyotype assembly ({s['split']}: {s['n_karyograms']} karyograms, {s['n_crops']} crops)",
+                  show_header=False)
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    table.add_row("accuracy before (argmax)", _pct(s.get("accuracy_argmax")))
+    table.add_row("accuracy after (assigned)", _pct(s.get("accuracy_assigned")))
+    table.add_row("changed crops", str(s["n_changed"]))
+    table.add_row("doubtful crops", str(s["n_doubtful"]))
+    table.add_row("flagged karyograms", str(s["n_flagged"]))
+    table.add_row("sex calls", ", ".join(f"{k}: {v}" for k, v in s.get("sex_calls", {}).items()) or "—")
+    _out.print(table)
+    for f in s.get("flagged_karyograms", []):
+        _out.print(f"[red]flagged[/] {f['karyogram']}: {f['reason']}", highlight=False)
+    folder = run / "karyotype"
+    _out.print(f"assignments: {folder / 'assignments.csv'}; {len(s.get('images', []))} figure(s) in {folder}",
+               highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``karyotype`` verb to ``app``."""
+    app.command("karyotype")(karyotype_cmd)

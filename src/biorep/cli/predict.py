@@ -1,0 +1,58 @@
+"""``biorep predict RUN IMAGES...``: class and per-class probabilities for new images.
+
+Example:
+    $ biorep predict runs/supcon ./new_case/ --out new_case.csv
+    $ biorep predict runs/supcon a.png b.tif manifest.csv --overwrite
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from biorep.errors import RunDirError
+
+_err = Console(stderr=True)
+
+
+def predict_cmd(
+    run: Path = typer.Argument(..., metavar="RUN", help="Run directory of a method with a classifier."),
+    inputs: list[Path] = typer.Argument(..., metavar="IMAGES_OR_MANIFEST...",
+                                        help="Image files, folders (searched recursively) or CSV/Parquet manifests."),
+    out: Path = typer.Option(Path("predictions.csv"), "--out", "-o", help="CSV file to write."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file."),
+    path_column: str = typer.Option("path", "--path-column", help="Manifest column holding image paths."),
+    batch_size: int = typer.Option(128, "--batch-size", min=1, help="Images per forward pass."),
+    data_root: Optional[Path] = typer.Option(None, "--data-root", help="Folder holding the built-in data sets "
+                                             "(only needed to recover the run's canvas scale)."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda ... (default: CUDA when available)."),
+) -> None:
+    """Predict classes with the run's own preprocessing (geometry incl. canvas scale, channels, scaler).
+
+    The CSV has one row per image: path, manifest metadata, predicted, confidence, p_<class> per
+    class and error. Images that cannot be read are listed with the reason (also on stderr); the
+    rest are still predicted.
+    """
+    from biorep.evaluate.run import atomic_write, predict_images
+
+    if out.is_dir():
+        raise RunDirError(f"--out {out} is a folder; give a file name such as {out / 'predictions.csv'}")
+    if out.exists() and not overwrite:
+        raise RunDirError(f"--out {out} already exists; pass --overwrite to replace it")
+    table = predict_images(run, [str(p) for p in inputs], path_column=path_column, batch_size=batch_size,
+                           data_root=data_root, device=device)
+    atomic_write(out, lambda p: table.to_csv(p, index=False))
+    failed = table[table["error"].notna()]
+    for path, reason in zip(failed["path"], failed["error"]):
+        _err.print(f"[yellow]not predicted[/] {path}: {reason}", highlight=False)
+    n_ok = len(table) - len(failed)
+    typer.echo(f"predicted {n_ok} image(s)" + (f", {len(failed)} could not be read" if len(failed) else "")
+               + f"; written to {out}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``predict`` verb to ``app``."""
+    app.command("predict")(predict_cmd)

@@ -1,0 +1,71 @@
+"""``biorep predict``: one CSV row per image, probabilities, unreadable files listed, run preprocessing."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from biorep.data import resolve_source
+from biorep.training import load_run
+
+
+def test_predict_folder_files_and_manifest(karyotype_copy: Path, tmp_path: Path, cli: Callable) -> None:
+    run = load_run(karyotype_copy)
+    ds = run.dataset()
+    files = resolve_source(run.config.data).files
+    rows = run.splits.test[:3]
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in rows:
+        shutil.copy(files[i], folder / f"img{i:04d}.png")
+    (folder / "broken.png").write_text("not an image")
+    single = tmp_path / "single.png"
+    shutil.copy(files[rows[0]], single)
+    manifest = tmp_path / "list.csv"
+    pd.DataFrame({"path": ["single.png", "absent.png"], "note": ["one", "two"]}).to_csv(manifest, index=False)
+    out = tmp_path / "pred.csv"
+
+    code, stdout, err = cli("predict", karyotype_copy, folder, single, manifest, "--out", out)
+    assert code == 0, err
+    assert "predicted 5 image(s), 2 could not be read" in stdout
+    table = pd.read_csv(out, dtype={"predicted": str})
+    assert len(table) == 7  # 3 + broken (folder), single, 2 manifest rows
+    probs = table[[f"p_{c}" for c in run.classes]].to_numpy()
+    ok = table["error"].isna().to_numpy()
+    assert ok.sum() == 5
+    np.testing.assert_allclose(probs[ok].sum(1), 1.0, atol=1e-6)
+    assert (table.loc[ok, "predicted"].astype(str) == np.asarray(run.classes)[probs[ok].argmax(1)]).all()
+    broken = table[table["path"].str.endswith("broken.png")].iloc[0]
+    assert "cannot decode" in broken["error"] and pd.isna(broken["predicted"])
+    assert "broken.png" in err and "absent.png" in err
+    absent = table[table["path"].str.endswith("absent.png")].iloc[0]
+    assert absent["note"] == "two" and "not found" in absent["error"]
+    # same preprocessing as training (canvas scale + background of the run) → same probabilities
+    logits = run.model.classify(torch.from_numpy(np.asarray(ds.images[rows]))).numpy()
+    expected = np.exp(logits - logits.max(1, keepdims=True))
+    expected /= expected.sum(1, keepdims=True)
+    got = table[table["path"].str.contains("img0")].sort_values("path")
+    np.testing.assert_allclose(got[[f"p_{c}" for c in run.classes]].to_numpy(), expected, atol=1e-5)
+
+    # an existing --out needs --overwrite
+    code, _, err = cli("predict", karyotype_copy, single, "--out", out)
+    assert code == 2 and "already exists" in err and len(pd.read_csv(out)) == 7
+    code, _, err = cli("predict", karyotype_copy, single, "--out", out, "--overwrite")
+    assert code == 0 and len(pd.read_csv(out)) == 1
+
+
+def test_predict_errors(cells_copy: Path, karyotype_copy: Path, tmp_path: Path, cli: Callable) -> None:
+    img = tmp_path / "x.png"
+    img.write_bytes(b"junk")
+    code, _, err = cli("predict", cells_copy, img, "--out", tmp_path / "p.csv")
+    assert code == 2 and "has no classifier" in err and "biorep embed" in err
+    code, _, err = cli("predict", karyotype_copy, img, "--out", tmp_path / "p.csv")
+    assert code == 2 and "no image could be read" in err
+    assert not (tmp_path / "p.csv").exists()
+    code, _, err = cli("predict", tmp_path / "nope", img)
+    assert code == 2 and "does not exist" in err

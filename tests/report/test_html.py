@@ -134,3 +134,15 @@ def test_refuses_to_overwrite_and_writes_atomically(tmp_path: Path) -> None:
     write_report([run], out, title="again", overwrite=True)
     assert "<title>again</title>" in out.read_text()
     assert sorted(p.name for p in out.parent.iterdir()) == ["report.html"]  # no temp files left
+
+
+def test_key_metrics_unwrap_evaluation_records_and_skip_counts_and_settings():
+    from biorep.report.html import key_metrics
+
+    evaluation = {
+        "classification": {"name": "classification", "n": 5,
+                           "summary": {"n": 5, "accuracy": 0.5, "macro_f1": 0.4, "per_class_recall": {"a": 1.0}}},
+        "knn": {"name": "knn", "summary": {"k": 20, "temperature": 0.07, "accuracy": 0.3}},
+    }
+    assert key_metrics(evaluation) == {"classification.accuracy": 0.5, "classification.macro_f1": 0.4,
+                                       "knn.accuracy": 0.3}

@@ -206,6 +206,9 @@ def key_metrics(evaluation: Mapping[str, Any] | None) -> dict[str, float]:
     """
     out: dict[str, float] = {}
     for name, result in (evaluation or {}).items():
+        if isinstance(result, Mapping) and isinstance(result.get("summary"), Mapping):
+            # an evaluation record ({"name", "summary", "split", "n", ...}): its numbers are the summary's
+            result = {k: v for k, v in result["summary"].items() if _is_headline(k, v)}
         if is_number(result):
             out[str(name)] = float(result)
         if not isinstance(result, Mapping):
@@ -220,6 +223,17 @@ def key_metrics(evaluation: Mapping[str, Any] | None) -> dict[str, float]:
                     if is_number(leaf):
                         out[f"{name}.{key}.{sub}"] = float(leaf)
     return out
+
+
+#: Settings that evaluations echo in their summaries: shown in the evaluation's own table, not as metrics.
+_SETTINGS = frozenset({"k", "temperature", "expected_count", "max_cost_per_crop", "doubt_threshold", "threshold"})
+
+
+def _is_headline(key: str, value: Any) -> bool:
+    """A summary entry worth a headline: a real-valued metric, not a count or an echoed setting."""
+    if isinstance(value, bool) or (isinstance(value, int) and not isinstance(value, float)):
+        return False
+    return str(key) not in _SETTINGS
 
 
 class _EvaluationRenderer:

@@ -1,0 +1,179 @@
+"""``biorep study``: a tiny real grid from the CLI, resuming without retraining, exit-2 guards, and
+the screening study configs."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from biorep.cli import main
+from biorep.cli.study import prepare_study, train_isolated
+from biorep.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+STUDIES = ROOT / "configs" / "studies"
+
+TINY = {
+    "name": "tiny",
+    "base": {
+        "data": {
+            "dataset": "synthetic-cells",
+            "options": {"n_cells": 96, "size": 32, "channels": 1, "n_plates": 3},
+            "geometry": {"mode": "none", "size": 32},
+            "split": {"holdout": ["Plate3"], "val": 0.0},
+        },
+        "views": {"augment": "random", "crops": "one"},
+        "model": {"backbone": "simple_cnn"},
+        "method": {"name": "weak"},
+        "train": {"epochs": 1, "batch_size": 16, "lr": 1.0e-3, "accelerator": "cpu", "devices": 1,
+                  "limit_train_batches": 2, "tracemalloc": False, "progress": False},
+    },
+    "grid": {"method": [{"name": "weak"}, {"name": "autoencoder"}], "views.augment": ["random", "none"]},
+    "evaluations": ["similarity", "replicate_map"],
+    "evaluation_options": {
+        "similarity": {"a": {"compound": "compound_a", "dose": 50},
+                       "b": {"compound": "compound_a", "dose": 15},
+                       "control": {"compound": "DMSO"}, "group_by": "plate"},
+        "replicate_map": {"treatment": ["compound", "dose"], "profile_by": ["plate", "well", "site"],
+                          "control": {"compound": "DMSO"}, "null_size": 50},
+    },
+}
+SETUPS = ["weak-random", "weak-none", "autoencoder-random", "autoencoder-none"]
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BIOREP_CACHE", str(tmp_path_factory.getbasetemp() / "study-cache"))
+
+
+def _write(tmp_path: Path, study: dict, name: str = "tiny.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(study, sort_keys=False))
+    return path
+
+
+def _run(args: list[str]) -> int:
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+        raise SystemExit(0)
+    return int(exc.value.code or 0)
+
+
+def test_study_runs_from_the_cli_and_resumes_without_retraining(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    cfg, out = _write(tmp_path, TINY), tmp_path / "study"
+    base = ["study", str(cfg), "--out", str(out), "--no-isolate"]
+    assert _run([*base, "--report-projection", "pca"]) == 0
+    first = capsys.readouterr().out
+    table = pd.read_csv(out / "results.csv", index_col="setup")
+    assert list(table.index) == SETUPS
+    assert table["similarity.summary.d.median"].notna().all()
+    assert table["replicate_map.summary.mean_map"].between(0, 1).all()
+    assert set(table["method"]) == {"weak", "autoencoder"}
+    report = (out / "report.html").read_text()
+    assert all(name in report for name in SETUPS)
+    assert "[4/4] autoencoder-none: new" in first and "trained in" in first and "evaluated in" in first
+    assert "study tiny" in first  # the combined table is printed
+
+    # interrupt: autoencoder-random lost its summary and evaluation (died after its checkpoint)
+    runs = out / "runs"
+    ckpts = {n: runs / n / "checkpoints" / "last.ckpt" for n in SETUPS}
+    before = {n: p.stat().st_mtime_ns for n, p in ckpts.items()}
+    evals_before = {n: (runs / n / "evaluation.json").stat().st_mtime_ns for n in SETUPS}
+    (runs / "autoencoder-random" / "summary.json").unlink()
+    (runs / "autoencoder-random" / "evaluation.json").unlink()
+    report_before = (out / "report.html").stat().st_mtime_ns
+
+    assert _run([*base, "--no-report"]) == 0
+    second = capsys.readouterr().out
+    for name in ("weak-random", "weak-none", "autoencoder-none"):
+        assert f"{name}: done — training skipped" in second
+        assert ckpts[name].stat().st_mtime_ns == before[name]  # not retrained
+        assert (runs / name / "evaluation.json").stat().st_mtime_ns == evals_before[name]  # not re-evaluated
+    assert "autoencoder-random: interrupted — resuming from checkpoints/last.ckpt" in second
+    assert second.count("trained in") == 1 and second.count("evaluated in") == 1
+    assert json.loads((runs / "autoencoder-random" / "summary.json").read_text())["method"] == "autoencoder"
+    assert (runs / "autoencoder-random" / "evaluation.json").is_file()
+    assert len(pd.read_csv(out / "results.csv")) == 4
+    assert (out / "report.html").stat().st_mtime_ns == report_before  # --no-report leaves it alone
+
+
+def test_isolated_training_runs_in_a_child_process(tmp_path: Path) -> None:
+    prep = prepare_study(_write(tmp_path, TINY), ["train.limit_train_batches=1"], only=["weak-none"])
+    from biorep.study import setup_config
+
+    setup = next(s for s in prep.setups if s.name == "weak-none")
+    run_dir = train_isolated(setup_config(prep.base, setup), tmp_path / "run", False)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["method"] == "weak" and summary["global_step"] == 1  # the --set reached the child
+
+
+def test_bad_study_config_exits_2_naming_the_field(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    bad = copy.deepcopy(TINY)
+    bad["grids"] = bad.pop("grid")
+    assert _run(["study", str(_write(tmp_path, bad, "a.yaml")), "--out", str(tmp_path / "a")]) == 2
+    assert "grids" in capsys.readouterr().err
+
+    bad = copy.deepcopy(TINY)
+    bad["base"]["train"]["epochs"] = 0
+    assert _run(["study", str(_write(tmp_path, bad, "b.yaml")), "--out", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    assert "train.epochs" in err and "weak-random" in err
+    assert not (tmp_path / "b").exists()  # nothing started
+
+    bad = copy.deepcopy(TINY)
+    bad["evaluation_options"]["similarity"]["colour"] = 1
+    assert _run(["study", str(_write(tmp_path, bad, "c.yaml")), "--out", str(tmp_path / "c")]) == 2
+    assert "colour" in capsys.readouterr().err
+
+    assert _run(["study", str(_write(tmp_path, TINY)), "--only", "nope", "--out", str(tmp_path / "d")]) == 2
+    assert "nope" in capsys.readouterr().err
+    cfg = str(_write(tmp_path, TINY))
+    assert _run(["study", cfg, "--set", "train.epochs", "--out", str(tmp_path / "e")]) == 2
+    assert "KEY=VALUE" in capsys.readouterr().err
+
+
+def test_command_line_set_wins_over_the_study_set_section(tmp_path: Path) -> None:
+    study = {**copy.deepcopy(TINY), "set": {"train.epochs": 3}}
+    cfg = _write(tmp_path, study)
+    from biorep.study import setup_config
+
+    assert {setup_config(p.base, s)["train"]["epochs"] for p in [prepare_study(cfg)] for s in p.setups} == {3}
+    prep = prepare_study(cfg, ["train.epochs=5"])
+    assert {setup_config(prep.base, s)["train"]["epochs"] for s in prep.setups} == {5}
+    assert prep.out == Path("runs") / "tiny"
+
+
+def test_screening_configs_expand_to_the_study_and_differ_only_in_channels() -> None:
+    from biorep.study import setup_config
+    from biorep.training import RunConfig
+
+    gray = prepare_study(STUDIES / "screening-16.yaml")
+    rgb = prepare_study(STUDIES / "screening-16-rgb.yaml")
+    names = [s.name for s in gray.setups]
+    assert len(names) == 20 and names == [s.name for s in rgb.setups]
+    grid = [RunConfig.model_validate(setup_config(gray.base, s)) for s in gray.setups[:16]]
+    assert {(c.method.name, c.views.augment, c.views.crops) for c in grid} == {
+        (m, a, c) for m in ("weak", "autoencoder", "regularized", "byol")
+        for a in ("random", "none") for c in ("one", "multi")}
+    byol = next(c for c in grid if c.method.name == "byol")
+    assert byol.method.params.momentum == 0.8 and byol.method.params.study_early_stop
+    assert all(c.data.split.holdout == ["Week4_27861"] and c.train.lr == 1e-4 and c.train.batch_size == 256
+               for c in grid)
+    assert gray.base["data"]["channels"] == [0] and rgb.base["data"]["channels"] is None
+    assert gray.study.evaluation_options == rgb.study.evaluation_options
+    assert gray.study.evaluations == rgb.study.evaluations
+    g, r = copy.deepcopy(gray.base), copy.deepcopy(rgb.base)
+    g["data"].pop("channels"), r["data"].pop("channels")
+    assert g == r and gray.study.grid == rgb.study.grid and gray.study.extra == rgb.study.extra
+    # the faithful setting is one --set away
+    e50 = prepare_study(STUDIES / "screening-16.yaml", ["train.epochs=50", "train.limit_train_batches=null",
+                                                        "method.pretrain_epochs=49"])
+    cfgs = [RunConfig.model_validate(setup_config(e50.base, s)) for s in e50.setups]
+    assert all(c.train.epochs == 50 and c.train.limit_train_batches is None for c in cfgs)

@@ -148,6 +148,8 @@ def train(
 
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
     method = build_method(cfg, info)
+    if cfg.train.channels_last:
+        method.use_channels_last()
     tc = cfg.train
 
     sampling = method.batch_sampling()

@@ -54,6 +54,11 @@ def test_load_study_resolves_base_file_and_overrides(tmp_path: Path):
     )
     study, base = load_study(tmp_path / "study.yaml", ["train.epochs=2"])
     assert base["train"]["epochs"] == 2
+    (tmp_path / "study2.yaml").write_text(
+        yaml.safe_dump({"name": "y", "base": "base.yaml", "set": {"train.epochs": 8, "train.lr": 0.1}})
+    )
+    _, base = load_study(tmp_path / "study2.yaml", ["train.epochs=50"])
+    assert base["train"] == {"epochs": 50, "lr": 0.1}  # the command line wins over the study's set
     assert [s.name for s in expand_grid(study)] == ["one", "multi"]
 
 

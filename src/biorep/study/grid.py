@@ -76,13 +76,13 @@ def load_study(path: str | Path, overrides: list[str] | None = None) -> tuple[St
         base = yaml.safe_load(base_path.read_text()) or {}
     else:
         base = copy.deepcopy(study.base)
-    for item in overrides or []:
+    for key, value in study.set.items():
+        set_dotted(base, key, value)
+    for item in overrides or []:  # the command line wins over the study file
         key, sep, value = item.partition("=")
         if not sep:
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
         set_dotted(base, key.strip(), yaml.safe_load(value))
-    for key, value in study.set.items():
-        set_dotted(base, key, value)
     return study, base
 
 

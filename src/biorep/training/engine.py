@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import shutil
 import time
 import warnings
@@ -25,6 +27,20 @@ from biorep.training.sampling import (
     ShuffledBatchSampler,
     make_loader,
 )
+
+
+@contextlib.contextmanager
+def quiet_lightning() -> Any:
+    """Hide Lightning's start-up chatter (device lines, tips) while keeping its warnings and errors."""
+    logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*defined a `validation_step` but have no `val_dataloader`.*")
+            yield
+    finally:
+        logger.setLevel(level)
 
 
 class StageAwareEarlyStopping(EarlyStopping):
@@ -218,29 +234,30 @@ def train(
         cbs.append(RichProgressBar())
     cbs += list(callbacks or []) + [best_cb, *last_cbs]
 
-    trainer = L.Trainer(
-        max_epochs=tc.epochs,
-        accelerator=tc.accelerator,
-        devices=tc.devices,
-        num_nodes=tc.num_nodes,
-        strategy=_strategy(cfg, method),
-        precision=tc.precision,
-        deterministic=tc.deterministic,
-        sync_batchnorm=tc.sync_batchnorm,
-        callbacks=cbs,
-        logger=False,
-        default_root_dir=out,
-        enable_progress_bar=tc.progress,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        log_every_n_steps=1,
-        check_val_every_n_epoch=tc.val_check,
-        limit_train_batches=tc.limit_train_batches,
-        limit_val_batches=tc.limit_val_batches,
-        use_distributed_sampler=False,
-    )
+    with quiet_lightning():
+        trainer = L.Trainer(
+            max_epochs=tc.epochs,
+            accelerator=tc.accelerator,
+            devices=tc.devices,
+            num_nodes=tc.num_nodes,
+            strategy=_strategy(cfg, method),
+            precision=tc.precision,
+            deterministic=tc.deterministic,
+            sync_batchnorm=tc.sync_batchnorm,
+            callbacks=cbs,
+            logger=False,
+            default_root_dir=out,
+            enable_progress_bar=tc.progress,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            log_every_n_steps=1,
+            check_val_every_n_epoch=tc.val_check,
+            limit_train_batches=tc.limit_train_batches,
+            limit_val_batches=tc.limit_val_batches,
+            use_distributed_sampler=False,
+        )
     last = ckpt_dir / rd.LAST
-    with warnings.catch_warnings():
+    with quiet_lightning(), warnings.catch_warnings():
         # our own last.ckpt/best.ckpt live in checkpoints/ by design
         warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
         warnings.filterwarnings("ignore", message=".*LeafSpec.*")

@@ -1,4 +1,4 @@
-"""Every paradigm × {simple_cnn, resnet18, vit_tiny} trains a step or two on synthetic data end to end."""
+"""Every paradigm × {simple_cnn, resnet18, vit_tiny} trains a step or two on synthetic data from the CLI."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from biorep.training import load_config, load_run, train
+from biorep.cli import main
+from biorep.training import load_config, load_run
 
 from .conftest import SMOKE
 
@@ -49,11 +50,15 @@ VARIANTS = {
 @pytest.mark.parametrize("backbone", BACKBONES)
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_paradigm_trains(variant: str, backbone: str, tmp_path: Path) -> None:
-    cfg = load_config(
-        SMOKE,
-        [*VARIANTS[variant], f"model.backbone={backbone}", "train.batch_size=8", "train.limit_val_batches=1"],
-    )
-    run = train(cfg, tmp_path / "run")
+    overrides = [*VARIANTS[variant], f"model.backbone={backbone}", "train.batch_size=8", "train.limit_val_batches=1"]
+    cfg = load_config(SMOKE, overrides)
+    run = tmp_path / "run"
+    # through the real command line, in-process: `biorep train SMOKE --set ... --out RUN`
+    args = ["train", str(SMOKE), "--out", str(run)] + [a for o in overrides for a in ("--set", o)]
+    try:
+        main(args)
+    except SystemExit as exc:  # typer may exit 0 explicitly; anything else is a failure
+        assert not exc.code, f"biorep {' '.join(args)} exited {exc.code}"
     assert (run / "checkpoints" / "last.ckpt").is_file() and (run / "checkpoints" / "best.ckpt").is_file()
     summary = json.loads((run / "summary.json").read_text())
     assert summary["method"] == cfg.method.name and summary["backbone"] == backbone

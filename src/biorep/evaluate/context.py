@@ -134,10 +134,10 @@ class EvalResult:
         out.mkdir(parents=True, exist_ok=True)
         stem = stem or self.name
         paths = {"json": out / f"{stem}.json"}
-        _atomic_write(paths["json"], lambda p: p.write_text(json.dumps(self.to_dict(), indent=1) + "\n"))
+        atomic_write(paths["json"], lambda p: p.write_text(json.dumps(self.to_dict(), indent=1) + "\n"))
         if self.table is not None:
             paths["csv"] = out / f"{stem}.csv"
-            _atomic_write(paths["csv"], lambda p: self.table.to_csv(p, index=False))  # type: ignore[union-attr]
+            atomic_write(paths["csv"], lambda p: self.table.to_csv(p, index=False))  # type: ignore[union-attr]
         return paths
 
 
@@ -224,8 +224,13 @@ def to_jsonable(obj: Any) -> Any:
     return str(obj)
 
 
-def _atomic_write(target: Path, write: Callable[[Path], Any]) -> None:
-    """Call ``write(tmp)`` on a temp file beside ``target``, then move it into place."""
+def atomic_write(target: Path, write: Callable[[Path], Any]) -> Path:
+    """Call ``write(tmp)`` on a temp file beside ``target``, then ``os.replace`` it into place.
+
+    The folder is created when missing; a failed ``write`` leaves ``target`` untouched and no temp file.
+    Returns ``target``.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(name)
@@ -234,6 +239,7 @@ def _atomic_write(target: Path, write: Callable[[Path], Any]) -> None:
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+    return target
 
 
 def _natural_key(s: str) -> tuple[int, float, str]:

@@ -1,0 +1,165 @@
+"""Class predictions for new image files, folders or manifests with a run's preprocessing.
+
+:func:`predict_images` decodes each input, brings it to the run's channels and geometry
+(:func:`~biorep.evaluate.rundata.run_geometry`) and returns per-class probabilities, reporting
+unusable files per row instead of failing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from biorep.data import GeometryConfig
+from biorep.errors import BiorepError, ConfigError, DataError
+from biorep.evaluate.context import softmax
+from biorep.evaluate.rundata import _device, has_classifier, open_run, run_geometry
+
+__all__ = ["predict_images"]
+
+
+def _input_files(inputs: Sequence[str | os.PathLike[str]], path_column: str
+                 ) -> tuple[list[str], list[dict[str, Any]], list[str | None]]:
+    """Expand folders / manifests / files into (files, metadata rows, error per input)."""
+    from biorep.data.decode import is_image_file
+    from biorep.data.sources import (
+        MANIFEST_SUFFIXES,
+        natural_sorted,
+        read_manifest_table,
+        resolve_manifest_paths,
+    )
+
+    files: list[str] = []
+    metas: list[dict[str, Any]] = []
+    errors: list[str | None] = []
+
+    def add(path: str, meta: dict[str, Any] | None = None, error: str | None = None) -> None:
+        files.append(path)
+        metas.append(meta or {})
+        errors.append(error)
+
+    for raw in inputs:
+        p = Path(raw).expanduser()
+        if p.is_dir():
+            found = []
+            for dirpath, dirnames, filenames in os.walk(p, followlinks=True):
+                dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+                found += [os.path.join(dirpath, f) for f in filenames
+                          if not f.startswith(".") and is_image_file(f)]
+            if not found:
+                add(str(p), error="folder holds no image files")
+            for f in natural_sorted(found):
+                add(f)
+        elif p.is_file() and p.suffix.lower() in MANIFEST_SUFFIXES:
+            df = read_manifest_table(p)
+            if path_column not in df.columns:
+                raise DataError(f"{p}: manifest has no path column {path_column!r} "
+                                f"(columns: {', '.join(map(str, df.columns))})")
+            resolved = resolve_manifest_paths(df[path_column], p.parent, p, path_column)
+            rest = df.drop(columns=[path_column, "path"], errors="ignore")
+            for f, (_, row) in zip(resolved, rest.iterrows()):
+                add(f, row.to_dict(), None if os.path.isfile(f) else f"file not found (listed in {p})")
+        elif p.is_file():
+            add(str(p), error=None if is_image_file(p) else f"unsupported file type {p.suffix or '(none)'}")
+        else:
+            add(str(p), error="file or folder not found")
+    return files, metas, errors
+
+
+def _prepare_image(path: str, run: Any, geom: GeometryConfig) -> np.ndarray:
+    """Decode one file and bring it to the run's channels and geometry (raises on any problem)."""
+    from biorep.data.decode import read_image
+    from biorep.data.geometry import apply_geometry
+
+    arr = read_image(path)
+    chans = run.config.data.channels
+    if isinstance(chans, list):
+        if max(chans) >= arr.shape[0]:
+            raise DataError(f"has {arr.shape[0]} channel(s); the run keeps channels {chans}")
+        arr = arr[chans]
+    want = int(run.info["channels"])
+    if arr.shape[0] != want:
+        raise DataError(f"has {arr.shape[0]} channel(s) but the run was trained on {want}")
+    if geom.mode == "none" and arr.shape[1:] != (geom.size, geom.size):
+        raise DataError(f"is {arr.shape[1]}×{arr.shape[2]} px but the run expects {geom.size}×{geom.size}")
+    out, _ = apply_geometry(arr, geom.mode, geom.size, float(geom.scale), float(geom.background))
+    return out.astype(np.float32, copy=False)
+
+
+def predict_images(
+    run_dir: str | os.PathLike[str],
+    inputs: Sequence[str | os.PathLike[str]],
+    *,
+    path_column: str = "path",
+    batch_size: int = 128,
+    data_root: str | os.PathLike[str] | None = None,
+    device: str | None = None,
+) -> pd.DataFrame:
+    """Class and per-class probabilities for new images with the run's preprocessing.
+
+    Args:
+        run_dir: a run whose method has a classifier.
+        inputs: image files, folders (searched recursively) and CSV/Parquet manifests (their
+            metadata columns are kept).
+        path_column: the manifests' image path column.
+
+    Returns:
+        One row per image, in input order: ``path``, manifest metadata, ``predicted``,
+        ``confidence``, ``p_<class>`` per class and ``error`` (why an image could not be used; its
+        prediction is empty). Images are brought to the run's geometry with its canvas scale and
+        background (:func:`run_geometry`) and scaled by its fitted intensity scaler.
+
+    Raises:
+        ConfigError: the run has no classifier. DataError: no input could be read at all.
+    """
+    run = open_run(run_dir, data_root)
+    if not has_classifier(run):
+        raise ConfigError(f"run {run.run_dir} ({run.config.method.name}) has no classifier, so it cannot "
+                          "predict "
+                          f"classes; use `biorep embed {run.run_dir} --data IMAGES` for its representations")
+    if not inputs:
+        raise ConfigError("predict: give at least one image file, folder or manifest")
+    geom = run_geometry(run)
+    files, metas, errors = _input_files(inputs, path_column)
+    arrays: dict[int, np.ndarray] = {}
+    for i, f in enumerate(files):
+        if errors[i] is not None:
+            continue
+        try:
+            arrays[i] = _prepare_image(f, run, geom)
+        except BiorepError as exc:
+            errors[i] = str(exc).removeprefix(f"{f}: ")
+        except Exception as exc:  # any decoder failure is a per-file problem here
+            errors[i] = f"cannot read image ({type(exc).__name__}: {exc})"
+    ok = sorted(arrays)
+    if not ok:
+        detail = "; ".join(f"{f}: {e}" for f, e in zip(files, errors))
+        raise DataError(f"predict: no image could be read ({detail})")
+    classes = [str(c) for c in run.classes]
+    probs = np.full((len(files), len(classes)), np.nan)
+    dev = _device(device)
+    model = run.model.to(dev)
+    with torch.inference_mode():
+        for s in range(0, len(ok), batch_size):
+            rows = ok[s : s + batch_size]
+            x = torch.from_numpy(np.stack([arrays[i] for i in rows])).to(dev)
+            logits = model.classify(x)
+            assert logits is not None
+            probs[rows] = softmax(logits.float().cpu().numpy().astype(np.float64))
+    model.to("cpu")
+    table = pd.DataFrame(metas)
+    table.insert(0, "path", files)
+    good = ~np.isnan(probs[:, 0])
+    names = np.asarray(classes, dtype=object)
+    table["predicted"] = np.where(good, names[np.nan_to_num(probs, nan=-1).argmax(1)], None)
+    table["confidence"] = np.where(good, np.nan_to_num(probs, nan=0).max(1), np.nan)
+    for j, c in enumerate(classes):
+        table[f"p_{c}"] = probs[:, j]
+    table["error"] = errors
+    return table

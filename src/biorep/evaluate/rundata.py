@@ -1,0 +1,192 @@
+"""Reading a run directory and its data: open the run, recover its preprocessing, load other data.
+
+Also the run directory's file layout (``evaluation.json``, ``evaluation/``, ``embeddings/``,
+``karyotype/``), its saved splits, and the atomic writers every stage of :mod:`biorep.evaluate.run`
+stores results with (:func:`atomic_write`, :func:`merge_evaluation`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from biorep.data import DataConfig, GeometryConfig, ImageDataset, load_dataset
+from biorep.errors import BiorepError, ConfigError, DataError, RunDirError
+from biorep.evaluate.context import atomic_write, to_jsonable
+
+log = logging.getLogger("biorep.evaluate")
+
+SPLITS = ("test", "val", "train", "all")
+EVALUATION_FILE = "evaluation.json"
+EVALUATION_DIR = "evaluation"
+EMBEDDINGS_DIR = "embeddings"
+KARYOTYPE_DIR = "karyotype"
+
+__all__ = [
+    "EMBEDDINGS_DIR",
+    "EVALUATION_DIR",
+    "EVALUATION_FILE",
+    "KARYOTYPE_DIR",
+    "SPLITS",
+    "atomic_write",
+    "data_config_for",
+    "has_classifier",
+    "load_other_data",
+    "merge_evaluation",
+    "open_run",
+    "run_geometry",
+    "slug",
+    "split_indices",
+]
+
+
+# ----------------------------------------------------------------------------- small helpers
+def _write_json(target: Path, obj: Any) -> Path:
+    text = json.dumps(to_jsonable(obj), indent=1) + "\n"
+    return atomic_write(target, lambda p: p.write_text(text))
+
+
+def slug(text: str) -> str:
+    """A file-name-safe short form of a data set name or path (``../new cells/`` → ``new_cells``)."""
+    name = Path(str(text).rstrip("/")).name or str(text)
+    if Path(name).suffix.lower() in (".csv", ".parquet", ".pq"):
+        name = Path(name).stem
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "data"
+
+
+def open_run(run_dir: str | os.PathLike[str], data_root: str | os.PathLike[str] | None = None) -> Any:
+    """:func:`biorep.training.load_run` with a clear error for a missing folder and a data-root override."""
+    from biorep.training import load_run
+
+    path = Path(run_dir)
+    if not path.exists():
+        raise RunDirError(f"run directory {path} does not exist")
+    if not path.is_dir():
+        raise RunDirError(f"run directory {path} is not a directory")
+    run = load_run(path)
+    if data_root is not None:
+        run.config.data.root = Path(data_root)
+    return run
+
+
+def has_classifier(run: Any) -> bool:
+    """Whether the run's method has a classifier (``classify`` returns logits)."""
+    return bool(getattr(run.model, "has_classifier", False))
+
+
+def _device(device: str | None) -> torch.device:
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+# ----------------------------------------------------------------------------- preprocessing
+def run_geometry(run: Any) -> GeometryConfig:
+    """The run's geometry with the canvas scale and background it was actually trained with.
+
+    ``scale: auto`` and a data-set default background are resolved when the data is first decoded,
+    so new images must reuse those numbers rather than fit their own. They are read from
+    ``data.json`` (``geometry``, when the training stage records it), else from the run's own decoded
+    data set (``ds.info["scale"]``, ``ds.background``; the decode cache makes this cheap).
+    """
+    g = run.config.data.geometry
+    if g.mode != "canvas":  # scale and background only matter on a canvas
+        return g.model_copy(update={"size": int(run.info.get("size", g.size))})
+    saved = run.info.get("geometry") or {}
+    scale: Any = saved.get("scale", g.scale)
+    background: Any = saved.get("background", run.info.get("background", g.background))
+    needs_scale = scale is None or scale == "auto"
+    if needs_scale or background is None or background == "auto":
+        try:
+            ds = run.dataset()
+        except BiorepError as exc:
+            raise DataError(
+                f"the run's canvas scale/background are not in {run.run_dir}/data.json and its own data "
+                f"cannot be loaded to recover them ({exc})"
+            ) from None
+        if needs_scale:
+            scale = float(ds.info.get("scale") or 1.0)
+        if background is None or background == "auto":
+            background = float(ds.background)
+    if scale is None or scale == "auto":
+        scale = 1.0
+    return GeometryConfig(mode=g.mode, size=int(run.info.get("size", g.size)), scale=float(scale),
+                          background=float(background))
+
+
+def data_config_for(run: Any, data: str | os.PathLike[str]) -> DataConfig:
+    """The run's :class:`DataConfig` with ``dataset`` replaced and the run's resolved geometry.
+
+    Label, group, classes and options are reset to the new data's defaults unless ``data`` names the
+    run's own built-in data set. Channel selection and intensity settings are kept (the fitted scaler
+    itself lives in the model).
+    """
+    own = run.config.data
+    raw = own.model_dump()
+    same = str(data) == own.dataset
+    raw.update(dataset=str(data), geometry=run_geometry(run).model_dump())
+    if not same:
+        raw.update(label=None, group=None, classes=None, options={}, path_column="path")
+    try:
+        return DataConfig(**raw)
+    except Exception as exc:  # pydantic ValidationError
+        raise ConfigError(f"--data {data}: {exc}") from None
+
+
+def load_other_data(run: Any, data: str | os.PathLike[str], *, progress: bool = False) -> ImageDataset:
+    """Load another data set (built-in name, folder or manifest) with the run's preprocessing."""
+    cfg = data_config_for(run, data)
+    ds = load_dataset(cfg, progress=progress)
+    want = int(run.info["channels"])
+    if ds.channels != want:
+        raise DataError(f"--data {data}: images have {ds.channels} channel(s) but run {run.run_dir} was "
+                        "trained "
+                        f"on {want}; choose the channels with the run's data.channels or convert the images")
+    if ds.size != int(run.info["size"]):
+        raise DataError(f"--data {data}: images are {ds.size} px but run {run.run_dir} expects "
+                        f"{run.info['size']} px "
+                        "(geometry mode 'none' needs images of the training size)")
+    if str(ds.images.dtype) != str(run.info.get("dtype", ds.images.dtype)):
+        log.warning("%s: pixel type %s differs from the run's %s; its intensity scaler is applied as is",
+                    data, ds.images.dtype, run.info.get("dtype"))
+    return ds
+
+
+# ----------------------------------------------------------------------------- splits
+def split_indices(run: Any, ds: ImageDataset, split: str, *, own: bool) -> np.ndarray:
+    """Rows of ``split``: the run's saved split for its own data; for other data only ``all``."""
+    if split not in SPLITS:
+        raise ConfigError(f"--split {split!r}: choose one of {', '.join(SPLITS)}")
+    if split == "all":
+        return np.arange(len(ds), dtype=np.int64)
+    if not own:
+        raise ConfigError(f"--split {split}: other data (--data) has no saved splits; use --split all")
+    idx = np.asarray(getattr(run.splits, split), dtype=np.int64)
+    if len(idx) and idx.max() >= len(ds):
+        raise RunDirError(f"{run.run_dir}/data.json: split indices exceed the {len(ds)} images of "
+                          f"{ds.name!r}; "
+                          "the data changed since training")
+    return idx
+
+
+# ----------------------------------------------------------------------------- results on disk
+def merge_evaluation(run_dir: Path, records: Mapping[str, Any]) -> Path:
+    """Merge ``records`` into ``RUN/evaluation.json`` (same keys replaced, others kept), atomically."""
+    path = run_dir / EVALUATION_FILE
+    old: dict[str, Any] = {}
+    if path.is_file():
+        try:
+            loaded = json.loads(path.read_text())
+            old = loaded if isinstance(loaded, dict) else {}
+        except (OSError, json.JSONDecodeError):
+            log.warning("%s is unreadable; it is replaced", path)
+    old.update(records)
+    return _write_json(path, old)

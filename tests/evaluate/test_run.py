@@ -74,6 +74,10 @@ def test_default_plan_follows_the_run_and_its_data(runs: dict[str, Path]) -> Non
         er.Evaluator(runs["cells"]).plan(["nope"], None)
     with pytest.raises(ConfigError, match="needs option"):
         er.Evaluator(runs["karyo"]).plan(["similarity"], None)
+    with pytest.raises(ConfigError) as many:  # every evaluation's missing options in one message
+        er.Evaluator(runs["karyo"]).plan(["similarity", "replicate_map"], None)
+    assert "'similarity' needs option(s) a, b, control" in str(many.value)
+    assert "'replicate_map' needs option(s) treatment" in str(many.value)
 
 
 def test_where_restricts_rows_and_results_merge(cells: Path) -> None:

@@ -225,11 +225,17 @@ class Evaluator:
             plan = self.defaults()
             for n, opts in options.items():
                 plan[n] = {**plan.get(n, {}), **opts}
+        problems: list[str] = []  # every evaluation's problem at once, not one per attempt
         for n, opts in plan.items():
-            check_options(n, opts, complete=True)
+            try:
+                check_options(n, opts, complete=True)
+            except ConfigError as exc:
+                problems.append(str(exc))
             if n in CLASSIFIER_EVALUATIONS and not has_classifier(self.run):
-                raise ConfigError(f"evaluation {n!r} needs a classifier; run {self.run_dir} "
-                                  f"({self.run.config.method.name}) has none (try knn or linear)")
+                problems.append(f"evaluation {n!r} needs a classifier; run {self.run_dir} "
+                                f"({self.run.config.method.name}) has none (try knn or linear)")
+        if problems:
+            raise ConfigError("; ".join(problems))
         return plan
 
     # -- running ---------------------------------------------------------------------------------

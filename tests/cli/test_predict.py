@@ -62,10 +62,38 @@ def test_predict_folder_files_and_manifest(karyotype_copy: Path, tmp_path: Path,
 def test_predict_errors(cells_copy: Path, karyotype_copy: Path, tmp_path: Path, cli: Callable) -> None:
     img = tmp_path / "x.png"
     img.write_bytes(b"junk")
-    code, _, err = cli("predict", cells_copy, img, "--out", tmp_path / "p.csv")
-    assert code == 2 and "has no classifier" in err and "biorep embed" in err
+    code, _, err = cli("predict", cells_copy, img, "--via", "classifier", "--out", tmp_path / "p.csv")
+    assert code == 2 and "has no classifier" in err and "--via knn" in err
+    code, _, err = cli("predict", cells_copy, img, "--via", "nearest", "--out", tmp_path / "p.csv")
+    assert code == 2 and "choose auto, classifier or knn" in err
     code, _, err = cli("predict", karyotype_copy, img, "--out", tmp_path / "p.csv")
     assert code == 2 and "no image could be read" in err
     assert not (tmp_path / "p.csv").exists()
     code, _, err = cli("predict", tmp_path / "nope", img)
     assert code == 2 and "does not exist" in err
+
+
+def test_runs_without_a_classifier_predict_by_knn(cells_copy: Path, tmp_path: Path, cli: Callable) -> None:
+    """A BYOL run predicts by the kNN vote of its training images: the same numbers as the knn probe."""
+    from biorep.evaluate.probes import knn_predict_proba
+
+    run = load_run(cells_copy)
+    ds = run.dataset()
+    files = resolve_source(run.config.data).files
+    rows = run.splits.test[:4]
+    paths = [tmp_path / f"c{i}{Path(files[i]).suffix}" for i in rows]
+    for i, p in zip(rows, paths):
+        shutil.copy(files[i], p)
+    out = tmp_path / "pred.csv"
+    code, stdout, err = cli("predict", cells_copy, *paths, "--k", "5", "--out", out)
+    assert code == 0, err
+    table = pd.read_csv(out, dtype={"predicted": str})
+    classes = [str(c) for c in ds.classes]
+    assert len(table) == 4 and table["error"].isna().all()
+    assert set(table["predicted_by"]) == {"knn (k=5, training images)"}
+    with torch.inference_mode():
+        z_train = run.model.embed(torch.from_numpy(np.asarray(ds.images[run.splits.train]))).numpy()
+        z_new = run.model.embed(torch.from_numpy(np.asarray(ds.images[rows]))).numpy()
+    expected = knn_predict_proba(z_train, ds.targets[run.splits.train], z_new, len(classes), k=5)
+    np.testing.assert_allclose(table[[f"p_{c}" for c in classes]].to_numpy(), expected, atol=1e-4)
+    assert (table["predicted"] == np.asarray(classes)[expected.argmax(1)]).all()

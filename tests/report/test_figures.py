@@ -40,6 +40,15 @@ def test_learning_curves_handle_lightning_style_rows() -> None:
     assert _decode(figures.learning_curves(df)).shape[0] > 100
 
 
+def test_learning_rate_that_reaches_zero_plots_without_a_log_axis_warning() -> None:
+    import warnings
+
+    df = pd.DataFrame({"epoch": [0, 1], "train_loss": [1.0, 0.5], "lr": [0.0, 0.0]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warns when a log axis gets no positive value
+        assert _decode(figures.learning_curves(df)).shape[0] > 100
+
+
 def test_learning_curves_without_numbers_is_an_error() -> None:
     with pytest.raises(ValueError, match="no numeric metric"):
         figures.learning_curves(pd.DataFrame({"epoch": [0, 1], "note": ["a", "b"]}))

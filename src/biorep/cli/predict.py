@@ -19,7 +19,7 @@ _err = Console(stderr=True)
 
 
 def predict_cmd(
-    run: Path = typer.Argument(..., metavar="RUN", help="Run directory of a method with a classifier."),
+    run: Path = typer.Argument(..., metavar="RUN", help="Run directory (from `biorep train`)."),
     inputs: list[Path] = typer.Argument(..., metavar="IMAGES_OR_MANIFEST...",
                                         help="Image files, folders (searched recursively) or CSV/Parquet manifests."),
     out: Path = typer.Option(Path("predictions.csv"), "--out", "-o", help="CSV file to write."),
@@ -29,11 +29,15 @@ def predict_cmd(
     data_root: Optional[Path] = typer.Option(None, "--data-root", help="Folder holding the built-in data sets "
                                              "(only needed to recover the run's canvas scale)."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda ... (default: CUDA when available)."),
+    via: str = typer.Option("auto", "--via", help="classifier (the run's own head), knn (a vote of the run's "
+                            "labelled training images, for runs without a classifier) or auto."),
+    k: int = typer.Option(20, "--k", min=1, help="Neighbours of the kNN vote (--via knn)."),
 ) -> None:
     """Predict classes with the run's own preprocessing (geometry incl. canvas scale, channels, scaler).
 
     The CSV has one row per image: path, manifest metadata, predicted, confidence, p_<class> per
-    class and error. Images that cannot be read are listed with the reason (also on stderr); the
+    class, predicted_by and error. Runs without a classifier (BYOL, SimCLR, autoencoder ...) predict
+    by a cosine kNN vote of their labelled training images, as the knn evaluation scores them. Images that cannot be read are listed with the reason (also on stderr); the
     rest are still predicted.
     """
     from biorep.evaluate.run import atomic_write, predict_images
@@ -43,7 +47,7 @@ def predict_cmd(
     if out.exists() and not overwrite:
         raise RunDirError(f"--out {out} already exists; pass --overwrite to replace it")
     table = predict_images(run, [str(p) for p in inputs], path_column=path_column, batch_size=batch_size,
-                           data_root=data_root, device=device)
+                           data_root=data_root, device=device, via=via, k=k)
     atomic_write(out, lambda p: table.to_csv(p, index=False))
     failed = table[table["error"].notna()]
     for path, reason in zip(failed["path"], failed["error"]):

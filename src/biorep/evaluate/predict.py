@@ -88,7 +88,10 @@ def _prepare_image(path: str, run: Any, geom: GeometryConfig) -> np.ndarray:
         raise DataError(f"has {arr.shape[0]} channel(s) but the run was trained on {want}")
     if geom.mode == "none" and arr.shape[1:] != (geom.size, geom.size):
         raise DataError(f"is {arr.shape[1]}×{arr.shape[2]} px but the run expects {geom.size}×{geom.size}")
-    out, _ = apply_geometry(arr, geom.mode, geom.size, float(geom.scale), float(geom.background))
+    if geom.mode == "canvas":  # run_geometry resolved the run's scale and background
+        out, _ = apply_geometry(arr, geom.mode, geom.size, float(geom.scale), float(geom.background))
+    else:  # resize / none use neither (they may still read "auto")
+        out, _ = apply_geometry(arr, geom.mode, geom.size, 1.0, 0.0)
     return out.astype(np.float32, copy=False)
 
 
@@ -100,31 +103,45 @@ def predict_images(
     batch_size: int = 128,
     data_root: str | os.PathLike[str] | None = None,
     device: str | None = None,
+    via: str = "auto",
+    k: int = 20,
 ) -> pd.DataFrame:
     """Class and per-class probabilities for new images with the run's preprocessing.
 
     Args:
-        run_dir: a run whose method has a classifier.
+        run_dir: a trained run.
         inputs: image files, folders (searched recursively) and CSV/Parquet manifests (their
             metadata columns are kept).
         path_column: the manifests' image path column.
+        via: ``"classifier"`` (the run's own classifier head), ``"knn"`` (a cosine kNN vote over the
+            representations of the run's labelled training images, as the ``knn`` evaluation does;
+            what self-supervised runs without a classifier use) or ``"auto"`` (the classifier when
+            the run has one, else kNN).
+        k: neighbours of the kNN vote.
 
     Returns:
         One row per image, in input order: ``path``, manifest metadata, ``predicted``,
-        ``confidence``, ``p_<class>`` per class and ``error`` (why an image could not be used; its
-        prediction is empty). Images are brought to the run's geometry with its canvas scale and
-        background (:func:`run_geometry`) and scaled by its fitted intensity scaler.
+        ``confidence``, ``p_<class>`` per class, ``predicted_by`` and ``error`` (why an image could
+        not be used; its prediction is empty). Images are brought to the run's geometry with its
+        canvas scale and background (:func:`run_geometry`) and scaled by its fitted intensity scaler.
 
     Raises:
-        ConfigError: the run has no classifier. DataError: no input could be read at all.
+        ConfigError: no way to predict (no classifier and no labelled training images), or a bad
+        ``via``. DataError: no input could be read at all.
     """
+    if via not in ("auto", "classifier", "knn"):
+        raise ConfigError(f"predict: --via {via!r}: choose auto, classifier or knn")
+    if k < 1:
+        raise ConfigError(f"predict: k must be at least 1, got {k}")
     run = open_run(run_dir, data_root)
-    if not has_classifier(run):
-        raise ConfigError(f"run {run.run_dir} ({run.config.method.name}) has no classifier, so it cannot "
-                          "predict "
-                          f"classes; use `biorep embed {run.run_dir} --data IMAGES` for its representations")
+    if via == "classifier" and not has_classifier(run):
+        raise ConfigError(f"run {run.run_dir} ({run.config.method.name}) has no classifier; use --via knn "
+                          f"(a kNN vote over its labelled training images) or `biorep embed {run.run_dir} "
+                          "--data IMAGES` for its representations")
+    use_knn = via == "knn" or not has_classifier(run)
     if not inputs:
         raise ConfigError("predict: give at least one image file, folder or manifest")
+    knn = _KnnVote.fit(run_dir, data_root, device, k) if use_knn else None
     geom = run_geometry(run)
     files, metas, errors = _input_files(inputs, path_column)
     arrays: dict[int, np.ndarray] = {}
@@ -141,7 +158,7 @@ def predict_images(
     if not ok:
         detail = "; ".join(f"{f}: {e}" for f, e in zip(files, errors))
         raise DataError(f"predict: no image could be read ({detail})")
-    classes = [str(c) for c in run.classes]
+    classes = knn.classes if knn is not None else [str(c) for c in run.classes]
     probs = np.full((len(files), len(classes)), np.nan)
     dev = _device(device)
     model = run.model.to(dev)
@@ -149,6 +166,9 @@ def predict_images(
         for s in range(0, len(ok), batch_size):
             rows = ok[s : s + batch_size]
             x = torch.from_numpy(np.stack([arrays[i] for i in rows])).to(dev)
+            if knn is not None:
+                probs[rows] = knn(model.embed(x).float().cpu().numpy())
+                continue
             logits = model.classify(x)
             assert logits is not None
             probs[rows] = softmax(logits.float().cpu().numpy().astype(np.float64))
@@ -161,5 +181,39 @@ def predict_images(
     table["confidence"] = np.where(good, np.nan_to_num(probs, nan=0).max(1), np.nan)
     for j, c in enumerate(classes):
         table[f"p_{c}"] = probs[:, j]
+    table["predicted_by"] = np.where(good, f"knn (k={knn.k}, training images)" if knn else "classifier", None)
     table["error"] = errors
     return table
+
+
+class _KnnVote:
+    """Class probabilities of new representations by the run's labelled training representations.
+
+    The same vote as the ``knn`` evaluation (:func:`knn_predict_proba`: cosine, ``exp(sim / 0.07)``
+    weights), fitted on the embeddings of the run's training split (reused from ``RUN/embeddings``
+    when they are newer than the checkpoint).
+    """
+
+    def __init__(self, z: np.ndarray, y: np.ndarray, classes: list[str], k: int) -> None:
+        self.z, self.y, self.classes, self.k = z, y, classes, k
+
+    @classmethod
+    def fit(cls, run_dir: str | os.PathLike[str], data_root: str | os.PathLike[str] | None,
+            device: str | None, k: int) -> _KnnVote:
+        from biorep.evaluate.evaluator import Evaluator
+
+        ev = Evaluator(run_dir, data_root=data_root, device=device)
+        ds = ev.own.ds
+        classes = [str(c) for c in ds.classes]
+        fit = ev.embeddings("fit")
+        y = np.asarray(ds.targets, dtype=np.int64)[fit.meta["sample_index"].to_numpy()]
+        if len(classes) < 2 or not (y >= 0).any():
+            raise ConfigError(f"run {ev.run_dir} has no classifier and its training images carry no class "
+                              f"labels to vote with; use `biorep embed {ev.run_dir} --data IMAGES` for "
+                              "its representations")
+        return cls(fit.z, y, classes, k)
+
+    def __call__(self, z: np.ndarray) -> np.ndarray:
+        from biorep.evaluate.probes import knn_predict_proba
+
+        return knn_predict_proba(self.z, self.y, z, len(self.classes), k=self.k)

@@ -106,11 +106,13 @@ def learning_curves(metrics: pd.DataFrame, *, x: str | None = None, title: str |
     fig = Figure(figsize=(5.2 * len(order), 3.6))
     axes = fig.subplots(1, len(order), squeeze=False)[0]
     for ax, group in zip(axes, order):
+        plotted: list[float] = []
         for col in groups[group]:
             series = df[[x, col]].apply(pd.to_numeric, errors="coerce").dropna()
             series = series.groupby(x, sort=True)[col].mean()
             if series.empty:
                 continue
+            plotted += series.tolist()
             ax.plot(
                 series.index,
                 series.values,
@@ -123,7 +125,7 @@ def learning_curves(metrics: pd.DataFrame, *, x: str | None = None, title: str |
         ax.set_xlabel(x)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-        if group == "learning rate":
+        if group == "learning rate" and plotted and min(plotted) > 0:  # a schedule that ends at 0 stays linear
             ax.set_yscale("log")
         ax.legend(fontsize=8, loc="best")
     if title:

@@ -115,3 +115,15 @@ def test_pooled_decode_error_names_file_and_leaves_no_cache(tmp_path: Path, monk
     with pytest.raises(DataError, match="15.png: cannot decode"):
         load_dataset(DataConfig(dataset=str(root), workers=2), progress=False)
     assert not any((isolated_cache / "datasets").iterdir())
+
+
+def test_mixed_pixel_types_are_kept_and_named_in_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    write_image(tmp_path / "a" / "eight.png", blob(20, 20))
+    write_image(tmp_path / "b" / "sixteen.tif", blob(20, 20, dtype=np.uint16, value=40_000))
+    write_image(tmp_path / "b" / "more.tif", blob(20, 20, dtype=np.uint16, value=40_000, seed=1))
+    with caplog.at_level("WARNING", logger="biorep.data"):
+        ds = load_dataset(DataConfig(dataset=str(tmp_path), geometry={"size": 24}), progress=False)
+    assert ds.images.dtype == np.uint16
+    text = " ".join(r.getMessage() for r in caplog.records)
+    assert "different pixel types" in text and "1 uint8" in text and "2 uint16" in text
+    assert "eight.png" in text and "more.tif" in text  # the first file of each type (natural order)

@@ -123,6 +123,24 @@ def _geometry_chunk(
     return np.stack(outs), shrunk
 
 
+def _warn_mixed_dtypes(name: str, arrays: Sequence[np.ndarray], files: Sequence[Any]) -> None:
+    """Warn when files of one data set have different pixel types (e.g. 8-bit JPEG beside 16-bit TIFF).
+
+    They are stored in the widest type without rescaling, so their intensities are not comparable
+    unless the lab meant that; the warning names one file of each type.
+    """
+    first: dict[str, Any] = {}
+    counts: dict[str, int] = {}
+    for a, f in zip(arrays, files):
+        key = str(a.dtype)
+        first.setdefault(key, f)
+        counts[key] = counts.get(key, 0) + 1
+    if len(counts) > 1:
+        kinds = ", ".join(f"{n} {k} (e.g. {first[k]})" for k, n in counts.items())
+        log.warning("%s: files have different pixel types: %s; values are kept as they are (not rescaled "
+                    "to a common range), so intensities differ between them", name, kinds)
+
+
 def _chunks(seq: Sequence[Any], k: int) -> Iterator[Sequence[Any]]:
     for i in range(0, len(seq), k):
         yield seq[i : i + k]
@@ -256,6 +274,7 @@ def decode_cached(
 
             arrays, n_channels = _resolve_channels(arrays, files, channels)
             dtype = max((a.dtype for a in arrays), key=_DTYPE_ORDER.index)
+            _warn_mixed_dtypes(name, arrays, files)
             orig = np.array([a.shape[1:] for a in arrays], dtype=np.int32)
             if bg_setting == "auto":
                 bg = float(np.median(borders))

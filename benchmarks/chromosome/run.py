@@ -159,6 +159,16 @@ def apply_study_overrides(study: Any, items: Sequence[str]) -> Any:
     return study
 
 
+def describe_augment(spec: Any) -> str:
+    """``chromosome`` → ```chromosome```; a preset with overrides → ```chromosome` (rotate degrees=15, …)``."""
+    if isinstance(spec, dict) and "preset" in spec:
+        changes = "; ".join(f"{op} " + ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                                                for k, v in params.items())
+                            for op, params in (spec.get("override") or {}).items())
+        return f"`{spec['preset']}`" + (f" ({changes})" if changes else "")
+    return f"`{spec}`"
+
+
 def axis_labels(setup: Any) -> tuple[str, str]:
     """``(model label, method label)`` of a setup from its grid overrides."""
     def label(v: Any, fallback: str) -> str:
@@ -426,7 +436,7 @@ def render_results(
         "checkpoint is the epoch with the best validation accuracy.",
         f"- Input: {geo.get('mode', cfg['data']['geometry']['mode'])} {data.get('size')} × {data.get('size')} px, "
         f"one common scale {scale if scale is None else f'{float(scale):.4f}'} (relative sizes kept), "
-        f"augmentation `{cfg['views']['augment']}`, crops `{cfg['views']['crops']}`.",
+        f"augmentation {describe_augment(cfg['views']['augment'])}, crops `{cfg['views']['crops']}`.",
         f"- Schedule (every run): up to {tr['epochs']} epochs, batch {tr['batch_size']}, {tr['optimizer']} lr "
         f"{tr['lr']:g}, weight decay {tr['weight_decay']:g}, scheduler {tr['scheduler']}"
         + (f" (γ {tr['gamma']})" if tr.get("gamma") else "")

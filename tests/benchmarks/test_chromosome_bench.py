@@ -153,3 +153,9 @@ def test_failing_reference_fails_loudly(bench, tmp_path: Path, monkeypatch: pyte
     monkeypatch.setattr(bench, "reference_command", lambda o, e, s: [sys.executable, "-c", "raise SystemExit(3)"])
     with pytest.raises(bench.BenchmarkError, match="exit 3"):
         bench.run_reference(tmp_path, 8, 64, log=lambda s: None)
+
+
+def test_describe_augment_names_the_preset_and_its_changes(bench) -> None:
+    assert bench.describe_augment("chromosome") == "`chromosome`"
+    spec = {"preset": "chromosome", "override": {"rotate": {"degrees": 15.0, "p": 0.5}, "vflip": {"p": 0.0}}}
+    assert bench.describe_augment(spec) == "`chromosome` (rotate degrees=15, p=0.5; vflip p=0)"

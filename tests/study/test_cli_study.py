@@ -177,3 +177,21 @@ def test_screening_configs_expand_to_the_study_and_differ_only_in_channels() -> 
                                                         "method.pretrain_epochs=49"])
     cfgs = [RunConfig.model_validate(setup_config(e50.base, s)) for s in e50.setups]
     assert all(c.train.epochs == 50 and c.train.limit_train_batches is None for c in cfgs)
+
+
+def test_chromosome_configs_share_the_grid_and_differ_in_budget_and_augmentation() -> None:
+    from biorep.study import setup_config
+    from biorep.training import RunConfig
+    from biorep.views.config import resolve_ops
+
+    cpu = prepare_study(STUDIES / "chromosome-cpu.yaml")
+    gpu = prepare_study(STUDIES / "chromosome-gpu.yaml")
+    assert [s.name for s in cpu.setups] == [s.name for s in gpu.setups] and len(cpu.setups) == 6
+    cfgs = {which: [RunConfig.model_validate(setup_config(p.base, s)) for s in p.setups]
+            for which, p in (("cpu", cpu), ("gpu", gpu))}
+    ops = {which: {o["op"]: o for o in resolve_ops(c[0].views.augment)} for which, c in cfgs.items()}
+    assert ops["gpu"]["rotate"]["degrees"] == 90.0 and ops["gpu"]["vflip"]["p"] == 0.5  # the study's recipe
+    assert ops["cpu"]["rotate"]["degrees"] == 15.0 and ops["cpu"]["vflip"]["p"] == 0.0  # sized for 6 epochs
+    for which, c in cfgs.items():  # identical augmentation, split and schedule across the setups
+        assert len({(str(x.views.augment), x.data.split.seed, x.train.epochs, x.train.lr) for x in c}) == 1
+    assert cfgs["cpu"][0].train.epochs == 6 and cfgs["gpu"][0].train.epochs == 100

@@ -37,8 +37,9 @@ def predict_cmd(
 
     The CSV has one row per image: path, manifest metadata, predicted, confidence, p_<class> per
     class, predicted_by and error. Runs without a classifier (BYOL, SimCLR, autoencoder ...) predict
-    by a cosine kNN vote of their labelled training images, as the knn evaluation scores them. Images that cannot be read are listed with the reason (also on stderr); the
-    rest are still predicted.
+    by a cosine kNN vote of their labelled training images, as the knn evaluation scores them.
+    Images that cannot be read are listed with the reason (also on stderr); the rest are still
+    predicted.
     """
     from biorep.evaluate.run import atomic_write, predict_images
 

@@ -129,13 +129,11 @@ def _warn_mixed_dtypes(name: str, arrays: Sequence[np.ndarray], files: Sequence[
     They are stored in the widest type without rescaling, so their intensities are not comparable
     unless the lab meant that; the warning names one file of each type.
     """
-    first: dict[str, Any] = {}
-    counts: dict[str, int] = {}
-    for a, f in zip(arrays, files):
-        key = str(a.dtype)
-        first.setdefault(key, f)
-        counts[key] = counts.get(key, 0) + 1
+    counts = Counter(str(a.dtype) for a in arrays)
     if len(counts) > 1:
+        first = {}
+        for a, f in zip(arrays, files):
+            first.setdefault(str(a.dtype), f)
         kinds = ", ".join(f"{n} {k} (e.g. {first[k]})" for k, n in counts.items())
         log.warning("%s: files have different pixel types: %s; values are kept as they are (not rescaled "
                     "to a common range), so intensities differ between them", name, kinds)

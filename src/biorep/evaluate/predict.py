@@ -19,7 +19,7 @@ import torch
 from biorep.data import GeometryConfig
 from biorep.errors import BiorepError, ConfigError, DataError
 from biorep.evaluate.context import softmax
-from biorep.evaluate.rundata import _device, has_classifier, open_run, run_geometry
+from biorep.evaluate.rundata import _device, has_classifier, run_geometry
 
 __all__ = ["predict_images"]
 
@@ -88,10 +88,9 @@ def _prepare_image(path: str, run: Any, geom: GeometryConfig) -> np.ndarray:
         raise DataError(f"has {arr.shape[0]} channel(s) but the run was trained on {want}")
     if geom.mode == "none" and arr.shape[1:] != (geom.size, geom.size):
         raise DataError(f"is {arr.shape[1]}×{arr.shape[2]} px but the run expects {geom.size}×{geom.size}")
-    if geom.mode == "canvas":  # run_geometry resolved the run's scale and background
-        out, _ = apply_geometry(arr, geom.mode, geom.size, float(geom.scale), float(geom.background))
-    else:  # resize / none use neither (they may still read "auto")
-        out, _ = apply_geometry(arr, geom.mode, geom.size, 1.0, 0.0)
+    # only a canvas uses scale and background (run_geometry resolved them); resize/none may read "auto"
+    scale, background = (float(geom.scale), float(geom.background)) if geom.mode == "canvas" else (1.0, 0.0)
+    out, _ = apply_geometry(arr, geom.mode, geom.size, scale, background)
     return out.astype(np.float32, copy=False)
 
 
@@ -133,7 +132,10 @@ def predict_images(
         raise ConfigError(f"predict: --via {via!r}: choose auto, classifier or knn")
     if k < 1:
         raise ConfigError(f"predict: k must be at least 1, got {k}")
-    run = open_run(run_dir, data_root)
+    from biorep.evaluate.evaluator import Evaluator
+
+    ev = Evaluator(run_dir, data_root=data_root, device=device)  # opens the run once, for kNN too
+    run = ev.run
     if via == "classifier" and not has_classifier(run):
         raise ConfigError(f"run {run.run_dir} ({run.config.method.name}) has no classifier; use --via knn "
                           f"(a kNN vote over its labelled training images) or `biorep embed {run.run_dir} "
@@ -141,7 +143,7 @@ def predict_images(
     use_knn = via == "knn" or not has_classifier(run)
     if not inputs:
         raise ConfigError("predict: give at least one image file, folder or manifest")
-    knn = _KnnVote.fit(run_dir, data_root, device, k) if use_knn else None
+    knn = _KnnVote.fit(ev, k) if use_knn else None
     geom = run_geometry(run)
     files, metas, errors = _input_files(inputs, path_column)
     arrays: dict[int, np.ndarray] = {}
@@ -198,11 +200,8 @@ class _KnnVote:
         self.z, self.y, self.classes, self.k = z, y, classes, k
 
     @classmethod
-    def fit(cls, run_dir: str | os.PathLike[str], data_root: str | os.PathLike[str] | None,
-            device: str | None, k: int) -> _KnnVote:
-        from biorep.evaluate.evaluator import Evaluator
-
-        ev = Evaluator(run_dir, data_root=data_root, device=device)
+    def fit(cls, ev: Any, k: int) -> _KnnVote:
+        """Fit on the training split of the :class:`~biorep.evaluate.evaluator.Evaluator`'s run."""
         ds = ev.own.ds
         classes = [str(c) for c in ds.classes]
         fit = ev.embeddings("fit")

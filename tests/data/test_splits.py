@@ -69,3 +69,14 @@ def test_group_folds_leave_one_group_out() -> None:
         assert len(f.train) + len(f.val) + len(f.test) == len(ds)
     with pytest.raises(DataError, match="column 'plate'"):
         group_folds(ds, "plate")
+
+
+def test_warns_when_whole_groups_make_a_part_far_larger_than_asked(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="biorep.data.splits"):
+        split_dataset(_ds(), SplitConfig(test=0.2, val=0.1, seed=3))  # 40 groups: close to what was asked
+    assert not caplog.records
+    with caplog.at_level("WARNING", logger="biorep.data.splits"):
+        s = split_dataset(_ds(n_groups=3), SplitConfig(holdout=["c0"], val=0.1))
+    assert len(s.val) == 10 and len(caplog.records) == 1  # one of the two training groups
+    msg = caplog.records[0].getMessage()
+    assert "split.val asked for 0.10" in msg and "'case' give 0.33 (1 of 3 groups)" in msg

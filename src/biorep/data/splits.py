@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import warnings
 from dataclasses import dataclass
 
@@ -19,6 +20,8 @@ import numpy as np
 from biorep.data.config import SplitConfig
 from biorep.data.dataset import ImageDataset
 from biorep.errors import DataError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -117,7 +120,21 @@ def split_dataset(ds: ImageDataset, cfg: SplitConfig | None = None) -> Splits:
     val_frac = cfg.val / max(1e-9, rest.size / max(1, idx.size))
     val_frac = min(val_frac, 0.5)
     train, val = _carve(rest, val_frac if cfg.val > 0 else 0.0, y, groups, cfg.stratify, cfg.seed + 1)
+    if groups is not None:
+        if not cfg.holdout:
+            _warn_coarse("test", cfg.test, test, groups, column)
+        _warn_coarse("val", cfg.val, val, groups, column)
     return _as_splits(train, val, test)
+
+
+def _warn_coarse(part: str, asked: float, rows: np.ndarray, groups: np.ndarray, column: str) -> None:
+    """Warn when whole groups make a split part far larger than asked (e.g. 1 of 3 plates for 0.1)."""
+    got = rows.size / max(1, groups.size)
+    if asked > 0 and got > max(2 * asked, asked + 0.1):
+        n_in, n_all = np.unique(groups[rows]).size, np.unique(groups).size
+        log.warning("split.%s asked for %.2f of the samples but whole groups of %r give %.2f (%d of %d "
+                    "groups); set split.%s: 0, a smaller value or a data set with more groups if that "
+                    "is not what you meant", part, asked, column, got, n_in, n_all, part)
 
 
 def group_folds(ds: ImageDataset, column: str | None = None, *, val: float = 0.0, seed: int = 0) -> list[Splits]:

@@ -78,7 +78,8 @@ def load_setups(prep: Any) -> list[Setup]:
         raise Missing(f"{csv}: not found; run the study first")
     table = pd.read_csv(csv, index_col="setup")
     out = []
-    for spec in prep.setups:
+    n_grid = len(prep.setups) - len(prep.study.extra)  # expand_grid lists the grid first, then the extras
+    for i, spec in enumerate(prep.setups):
         run_dir = prep.out / "runs" / spec.name
         if spec.name not in table.index:
             raise Missing(f"{csv}: no row for setup {spec.name!r}; the study has not finished")
@@ -88,8 +89,7 @@ def load_setups(prep: Any) -> list[Setup]:
             if not p.is_file():
                 raise Missing(f"{p}: not found; setup {spec.name!r} is not finished or not evaluated")
         cfg = setup_config(prep.base, spec)
-        ov = spec.overrides
-        grid = isinstance(ov.get("method"), dict) and "views.augment" in ov and "views.crops" in ov
+        grid = i < n_grid
         out.append(Setup(
             name=spec.name, run_dir=run_dir, method=str(cfg["method"]["name"]),
             augment=str(cfg["views"]["augment"]), crops=str(cfg["views"]["crops"]),
@@ -159,7 +159,9 @@ def md_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def label(s: Setup) -> str:
-    return s.name if s.grid else f"{s.name} (extra)"
+    if s.grid:
+        return s.name
+    return f"{s.name} (baseline: no training)" if s.summary.get("max_epochs") == 0 else f"{s.name} (extra)"
 
 
 # ----------------------------------------------------------------------------- the task tables
@@ -206,9 +208,12 @@ def profiles_table(setups: list[Setup]) -> str:
 def resources_table(setups: list[Setup]) -> str:
     rows = []
     for s in setups:
-        per_epoch = float(col(s, "time_per_epoch_s"))
         bpe = batches_per_epoch(s)
-        full = per_epoch / bpe * full_epoch_batches(s)
+        if s.summary.get("max_epochs") == 0:  # the untrained baseline has no epoch to time
+            per_epoch = full = None
+        else:
+            per_epoch = float(col(s, "time_per_epoch_s"))
+            full = per_epoch / bpe * full_epoch_batches(s)
         rows.append([label(s), fmt(per_epoch, 1), fmt(bpe, 0), fmt(full, 0),
                      fmt(col(s, "wall_time_s"), 0), f"{int(col(s, 'epochs'))} of {s.summary['max_epochs']}"
                      + (" (early stop)" if s.summary.get("stopped_early") else ""),
@@ -356,7 +361,21 @@ def findings(setups: list[Setup]) -> str:
             + f". Best mean rank over the tasks: {mean_rank.index[0]} ({mean_rank.iloc[0]:.1f}), then "
             f"{mean_rank.index[1]} ({mean_rank.iloc[1]:.1f}), "
             f"{mean_rank.index[2]} ({mean_rank.iloc[2]:.1f}).\n"]
+    out += _against_untrained(setups, scores)
     return "\n".join(out)
+
+
+def _against_untrained(setups: list[Setup], scores: pd.DataFrame) -> list[str]:
+    """How many of the 16 beat the untrained encoder (``train.epochs: 0``) on each task, if it was run."""
+    base = next((s for s in setups if not s.grid and s.summary.get("max_epochs") == 0), None)
+    if base is None:
+        return []
+    ref = _scores([base]).iloc[0]
+    rows = [[t, fmt(ref[t]), f"{int((scores[t] > ref[t]).sum())} / {len(scores)}",
+             fmt(scores[t].max()), fmt(scores[t].median())] for t in TASKS]
+    return [f"\n**Against the untrained encoder** (`{base.name}`: the same SimpleCNN, seeded initial weights, "
+            "no training) — how many of the 16 trained setups score above it on each task:\n",
+            md_table(["task", "untrained", "setups above it", "best of the 16", "median of the 16"], rows) + "\n"]
 
 
 # ----------------------------------------------------------------------------- the document

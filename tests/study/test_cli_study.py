@@ -121,7 +121,7 @@ def test_bad_study_config_exits_2_naming_the_field(tmp_path: Path, capsys: pytes
     assert "grids" in capsys.readouterr().err
 
     bad = copy.deepcopy(TINY)
-    bad["base"]["train"]["epochs"] = 0
+    bad["base"]["train"]["epochs"] = -1
     assert _run(["study", str(_write(tmp_path, bad, "b.yaml")), "--out", str(tmp_path / "b")]) == 2
     err = capsys.readouterr().err
     assert "train.epochs" in err and "weak-random" in err
@@ -157,7 +157,9 @@ def test_screening_configs_expand_to_the_study_and_differ_only_in_channels() -> 
     gray = prepare_study(STUDIES / "screening-16.yaml")
     rgb = prepare_study(STUDIES / "screening-16-rgb.yaml")
     names = [s.name for s in gray.setups]
-    assert len(names) == 20 and names == [s.name for s in rgb.setups]
+    assert len(names) == 21 and names == [s.name for s in rgb.setups]
+    untrained = RunConfig.model_validate(setup_config(gray.base, gray.setups[-1]))
+    assert names[-1] == "untrained" and untrained.train.epochs == 0  # the extra's epochs win over `set`
     grid = [RunConfig.model_validate(setup_config(gray.base, s)) for s in gray.setups[:16]]
     assert {(c.method.name, c.views.augment, c.views.crops) for c in grid} == {
         (m, a, c) for m in ("weak", "autoencoder", "regularized", "byol")
@@ -176,7 +178,8 @@ def test_screening_configs_expand_to_the_study_and_differ_only_in_channels() -> 
     e50 = prepare_study(STUDIES / "screening-16.yaml", ["train.epochs=50", "train.limit_train_batches=null",
                                                         "method.pretrain_epochs=49"])
     cfgs = [RunConfig.model_validate(setup_config(e50.base, s)) for s in e50.setups]
-    assert all(c.train.epochs == 50 and c.train.limit_train_batches is None for c in cfgs)
+    assert all(c.train.epochs == 50 and c.train.limit_train_batches is None for c in cfgs[:-1])
+    assert cfgs[-1].train.epochs == 0  # the untrained baseline stays untrained
 
 
 def test_chromosome_configs_share_the_grid_and_differ_in_budget_and_augmentation() -> None:

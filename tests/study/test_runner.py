@@ -72,3 +72,30 @@ def test_a_different_study_in_the_same_folder_is_refused(tmp_path: Path):
     other.grid["views.crops"] = ["one"]
     with pytest.raises(RunDirError, match="different study"):
         run_study(other, other.base, tmp_path, train_fn=engine.train, evaluate_fn=engine.evaluate, log=lambda s: None)
+
+
+def test_a_study_extended_by_new_setups_keeps_its_finished_runs(tmp_path: Path):
+    first = FakeEngine()
+    run_study(_study(), _study().base, tmp_path, train_fn=first.train, evaluate_fn=first.evaluate, log=lambda s: None)
+    grown = _study()
+    grown.grid["method"].append({"name": "simclr"})
+    second, said = FakeEngine(), []
+    table = run_study(grown, grown.base, tmp_path, train_fn=second.train, evaluate_fn=second.evaluate, log=said.append)
+    assert second.trained == [("simclr-one", False), ("simclr-multi", False)]  # only the new setups
+    assert any("extended by 2 setup(s): simclr-one, simclr-multi" in line for line in said)
+    assert len(table) == 6
+    stored = json.loads((tmp_path / "study.json").read_text())
+    assert [s["name"] for s in stored["setups"]][-2:] == ["simclr-one", "simclr-multi"]
+
+
+def test_a_changed_setup_or_base_is_refused_by_name(tmp_path: Path):
+    engine = FakeEngine()
+    run_study(_study(), _study().base, tmp_path, train_fn=engine.train, evaluate_fn=engine.evaluate, log=lambda s: None)
+    changed = _study()
+    changed.grid["method"][1] = {"name": "byol", "momentum": 0.9}
+    with pytest.raises(RunDirError, match="setup 'byol-one' has changed"):
+        run_study(changed, changed.base, tmp_path, train_fn=engine.train, evaluate_fn=engine.evaluate, log=lambda s: None)
+    other_base = _study()
+    with pytest.raises(RunDirError, match="base settings differ"):
+        run_study(other_base, {"method": {"name": "byol"}}, tmp_path, train_fn=engine.train,
+                  evaluate_fn=engine.evaluate, log=lambda s: None)

@@ -35,18 +35,35 @@ def _write_json(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
-def _check_same_study(out_dir: Path, fingerprint: dict[str, Any]) -> None:
-    """Refuse to mix two different studies in one folder (a resumed study must be the same one)."""
+def _check_same_study(out_dir: Path, fingerprint: dict[str, Any], log: Callable[[str], None] = print) -> None:
+    """Refuse to mix two different studies in one folder (a resumed study must be the same one).
+
+    A study may grow: the same name and base with every earlier setup unchanged, plus new setups,
+    is accepted (the finished runs are kept) and ``study.json`` is updated.
+    """
     path = out_dir / "study.json"
-    if path.is_file():
-        old = json.loads(path.read_text())
-        if old != json.loads(json.dumps(fingerprint, default=str)):
-            raise RunDirError(
-                f"{out_dir}: holds a different study (its study.json differs from this config); "
-                "choose another --out, or delete the folder yourself to start over"
-            )
-    else:
+    new = json.loads(json.dumps(fingerprint, default=str))
+    if not path.is_file():
         _write_json(path, fingerprint)
+        return
+    old = json.loads(path.read_text())
+    if old == new:
+        return
+    refuse = f"{out_dir}: holds a different study (its study.json differs from this config"
+    hint = "); choose another --out, or delete the folder yourself to start over"
+    if old.get("name") != new["name"]:
+        raise RunDirError(f"{refuse}: name {old.get('name')!r} there, {new['name']!r} here{hint}")
+    if old.get("base") != new["base"]:
+        raise RunDirError(f"{refuse}: its base settings differ{hint}")
+    now = {s["name"]: s for s in new["setups"]}
+    for setup in old.get("setups", []):
+        if setup["name"] not in now:
+            raise RunDirError(f"{refuse}: setup {setup['name']!r} is no longer in the grid{hint}")
+        if now[setup["name"]] != setup:
+            raise RunDirError(f"{refuse}: setup {setup['name']!r} has changed{hint}")
+    added = [n for n in now if n not in {s["name"] for s in old.get("setups", [])}]
+    log(f"study {new['name']!r} extended by {len(added)} setup(s): {', '.join(added)}; finished ones are kept")
+    _write_json(path, fingerprint)
 
 
 def _needs_evaluation(run_dir: Path, names: list[str] | None) -> bool:
@@ -86,7 +103,7 @@ def run_study(
             raise RunDirError(f"--only {', '.join(unknown)}: no such setup in study {study.name!r}")
         setups = [s for s in setups if s.name in only]
     fingerprint = {"name": study.name, "base": base, "setups": [s.model_dump() for s in expand_grid(study)]}
-    _check_same_study(out_dir, fingerprint)
+    _check_same_study(out_dir, fingerprint, log)
 
     run_dirs: list[Path] = []
     for i, setup in enumerate(setups, 1):

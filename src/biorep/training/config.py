@@ -61,7 +61,7 @@ class TrainConfig(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid")
-    epochs: int = Field(10, ge=1)
+    epochs: int = Field(10, ge=0, description="0: no training, the initialised (or supplied) weights are saved and evaluated")
     batch_size: int = Field(64, ge=1)
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
     lr: float = Field(1e-3, gt=0)

@@ -262,6 +262,8 @@ def train(
         warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
         warnings.filterwarnings("ignore", message=".*LeafSpec.*")
         trainer.fit(method, train_loader, val_loader, ckpt_path=str(last) if resume else None)
+    if tc.epochs == 0:  # an untrained baseline: keep the initialised weights as the run's checkpoint
+        trainer.save_checkpoint(str(last), weights_only=False)
 
     if trainer.is_global_zero:
         epochs_run = int(trainer.current_epoch)

@@ -441,6 +441,15 @@ def section(kind: str, prep: Any, bench: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
+def _sessions(bench: dict[str, Any]) -> str:
+    """' in 2 sessions (41.0 + 2.7 min)' when a study was resumed or extended, else ''."""
+    runs = bench.get("sessions", [])
+    if len(runs) < 2:
+        return ""
+    minutes = " + ".join(f"{r['wall_time_s'] / 60:.1f}" for r in runs)
+    return f" in {len(runs)} sessions ({minutes} min)"
+
+
 def write_results(preps: dict[str, Any], target: Path) -> Path:
     benches = {}
     for kind, prep in preps.items():
@@ -462,7 +471,7 @@ def write_results(preps: dict[str, Any], target: Path) -> Path:
         + "; ".join(f"`{rel(b['cli'])}`" for b in benches.values()) + "\n",
         f"Machine: {m['nproc']} CPU cores ({m['cpu']}), torch {m['torch']} ({m['threads']} threads), "
         f"Python {m['python']}, GPU: {m['gpu']}. Wall time: "
-        + ", ".join(f"{k} {b['wall_time_s'] / 60:.1f} min" for k, b in benches.items())
+        + ", ".join(f"{k} {b['wall_time_s'] / 60:.1f} min" + _sessions(b) for k, b in benches.items())
         + f" (started {', '.join(b['started'] for b in benches.values())}).\n",
     ]
     body += [section(kind, prep, benches[kind]) for kind, prep in preps.items()]

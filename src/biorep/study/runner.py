@@ -62,7 +62,8 @@ def _check_same_study(out_dir: Path, fingerprint: dict[str, Any], log: Callable[
         if now[setup["name"]] != setup:
             raise RunDirError(f"{refuse}: setup {setup['name']!r} has changed{hint}")
     added = [n for n in now if n not in {s["name"] for s in old.get("setups", [])}]
-    log(f"study {new['name']!r} extended by {len(added)} setup(s): {', '.join(added)}; finished ones are kept")
+    if added:  # else only the order of the setups changed
+        log(f"study {new['name']!r} extended by {len(added)} setup(s): {', '.join(added)}; finished ones are kept")
     _write_json(path, fingerprint)
 
 

@@ -60,6 +60,11 @@ class Setup:
     config: dict[str, Any]
     clustering: dict[str, Any]
 
+    @property
+    def untrained(self) -> bool:
+        """The baseline row: ``train.epochs: 0``, the encoder's seeded initial weights."""
+        return self.summary.get("max_epochs") == 0
+
 
 def _need(value: Any, what: str, setup: str) -> Any:
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -161,7 +166,7 @@ def md_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 def label(s: Setup) -> str:
     if s.grid:
         return s.name
-    return f"{s.name} (baseline: no training)" if s.summary.get("max_epochs") == 0 else f"{s.name} (extra)"
+    return f"{s.name} (baseline: no training)" if s.untrained else f"{s.name} (extra)"
 
 
 # ----------------------------------------------------------------------------- the task tables
@@ -209,7 +214,7 @@ def resources_table(setups: list[Setup]) -> str:
     rows = []
     for s in setups:
         bpe = batches_per_epoch(s)
-        if s.summary.get("max_epochs") == 0:  # the untrained baseline has no epoch to time
+        if s.untrained:  # no epoch to time
             per_epoch = full = None
         else:
             per_epoch = float(col(s, "time_per_epoch_s"))
@@ -367,7 +372,7 @@ def findings(setups: list[Setup]) -> str:
 
 def _against_untrained(setups: list[Setup], scores: pd.DataFrame) -> list[str]:
     """How many of the 16 beat the untrained encoder (``train.epochs: 0``) on each task, if it was run."""
-    base = next((s for s in setups if not s.grid and s.summary.get("max_epochs") == 0), None)
+    base = next((s for s in setups if not s.grid and s.untrained), None)
     if base is None:
         return []
     ref = _scores([base]).iloc[0]

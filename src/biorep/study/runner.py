@@ -56,12 +56,14 @@ def _check_same_study(out_dir: Path, fingerprint: dict[str, Any], log: Callable[
     if old.get("base") != new["base"]:
         raise RunDirError(f"{refuse}: its base settings differ{hint}")
     now = {s["name"]: s for s in new["setups"]}
-    for setup in old.get("setups", []):
+    before = old.get("setups", [])
+    for setup in before:
         if setup["name"] not in now:
             raise RunDirError(f"{refuse}: setup {setup['name']!r} is no longer in the grid{hint}")
         if now[setup["name"]] != setup:
             raise RunDirError(f"{refuse}: setup {setup['name']!r} has changed{hint}")
-    added = [n for n in now if n not in {s["name"] for s in old.get("setups", [])}]
+    known = {s["name"] for s in before}
+    added = [n for n in now if n not in known]
     if added:  # else only the order of the setups changed
         log(f"study {new['name']!r} extended by {len(added)} setup(s): {', '.join(added)}; finished ones are kept")
     _write_json(path, fingerprint)

@@ -1,0 +1,91 @@
+"""The run directory's one owner: its file names, the one atomic writer, typed records, run state.
+
+Every stage reads and writes run directories through this package (a ground-level module: it
+imports nothing of biorep but :mod:`biorep.errors`), so the layout is defined once:
+
+```
+RUN/config.yaml               resolved RunConfig                      CONFIG
+RUN/data.json                 DataRecord: data set, classes, splits   DATA
+RUN/state.json                RunState: running|finished|failed|interrupted   STATE
+RUN/checkpoints/last.ckpt     latest state (every epoch and every N steps)     CKPT_DIR, LAST
+RUN/checkpoints/best.ckpt     best epoch by summary.best_metric                BEST
+RUN/metrics.csv               one row per epoch                                METRICS
+RUN/summary.json              SummaryRecord: timings, memory, best metric      SUMMARY
+RUN/embeddings/<split>.parquet                                                  EMBEDDINGS_DIR
+RUN/evaluation.json, RUN/evaluation/<name>.csv|json                             EVALUATION, EVALUATION_DIR
+RUN/karyotype/                assignments, summary, karyograms                 KARYOTYPE_DIR
+RUN/report.html                                                                 REPORT
+```
+"""
+
+from biorep.rundir.atomic import (
+    atomic_write,
+    atomic_write_bytes,
+    atomic_write_text,
+    read_json,
+    read_yaml,
+    write_json,
+    write_yaml,
+)
+from biorep.rundir.layout import (
+    BEST,
+    CKPT_DIR,
+    CONFIG,
+    DATA,
+    EMBEDDINGS_DIR,
+    EVALUATION,
+    EVALUATION_DIR,
+    FIGURES_DIR,
+    KARYOTYPE_DIR,
+    LAST,
+    METRICS,
+    REPORT,
+    STATE,
+    SUMMARY,
+    RunPaths,
+)
+from biorep.rundir.records import DataRecord, GeometryRecord, SummaryRecord, read_data, read_summary
+from biorep.rundir.state import (
+    RunState,
+    Status,
+    check_usable,
+    is_rank_zero_process,
+    read_state,
+    write_state,
+)
+
+__all__ = [
+    "BEST",
+    "CKPT_DIR",
+    "CONFIG",
+    "DATA",
+    "EMBEDDINGS_DIR",
+    "EVALUATION",
+    "EVALUATION_DIR",
+    "FIGURES_DIR",
+    "KARYOTYPE_DIR",
+    "LAST",
+    "METRICS",
+    "REPORT",
+    "STATE",
+    "SUMMARY",
+    "DataRecord",
+    "GeometryRecord",
+    "RunPaths",
+    "RunState",
+    "Status",
+    "SummaryRecord",
+    "atomic_write",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "check_usable",
+    "is_rank_zero_process",
+    "read_data",
+    "read_json",
+    "read_state",
+    "read_summary",
+    "read_yaml",
+    "write_json",
+    "write_state",
+    "write_yaml",
+]

@@ -1,0 +1,135 @@
+"""The one atomic writer: temp file in the target's folder, fsync, rename; files honour the umask.
+
+Used for every file of a run directory (checkpoints included), caches and study tables, so a kill,
+a full disk or an error mid-write never leaves a truncated file under the final name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from biorep.errors import BiorepError, RunDirError
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(target: str | Path, write: Callable[[Path], Any], *, mode: int = 0o666) -> Path:
+    """Call ``write(tmp)`` on a temp file beside ``target``, fsync it, then rename it into place.
+
+    The folder is created when missing. A failed ``write`` (or fsync, e.g. a full disk) leaves
+    ``target`` as it was and no temp file behind; an :class:`OSError` becomes a
+    :class:`~biorep.errors.BiorepError` naming the path and the cause. The file gets
+    ``mode & ~umask`` (``mkstemp`` alone would give 0600). Returns ``target``.
+
+    Example:
+        >>> atomic_write(Path("run/notes.txt"), lambda p: p.write_text("hello"))  # doctest: +SKIP
+    """
+    target = Path(target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise BiorepError(f"{target}: cannot write ({exc.strerror or exc})") from exc
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode & ~_umask())
+        os.replace(tmp, target)
+        _fsync_dir(target.parent)
+    except OSError as exc:
+        raise BiorepError(f"{target}: cannot write ({exc.strerror or exc})") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+def atomic_write_bytes(target: str | Path, data: bytes) -> Path:
+    """Atomically write ``data`` to ``target``."""
+    return atomic_write(target, lambda p: p.write_bytes(data))
+
+
+def atomic_write_text(target: str | Path, text: str) -> Path:
+    """Atomically write ``text`` (UTF-8) to ``target``."""
+    return atomic_write(target, lambda p: p.write_text(text, encoding="utf-8"))
+
+
+def _jsonable(obj: Any) -> Any:
+    """JSON types for numpy/pandas scalars and arrays, pydantic models and paths; NaN/inf → None."""
+    import math
+
+    if hasattr(obj, "model_dump"):
+        return _jsonable(obj.model_dump(mode="json"))
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set)):
+        return [_jsonable(v) for v in obj]
+    if hasattr(obj, "tolist") and not isinstance(obj, (str, bytes)):  # numpy arrays and scalars
+        return _jsonable(obj.tolist())
+    if isinstance(obj, bool) or obj is None or isinstance(obj, (int, str)):
+        return obj
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    return str(obj)
+
+
+def write_json(target: str | Path, obj: Any, *, indent: int = 2) -> Path:
+    """Atomically write ``obj`` as JSON (numpy values, models and NaN handled)."""
+    return atomic_write_text(target, json.dumps(_jsonable(obj), indent=indent) + "\n")
+
+
+def write_yaml(target: str | Path, obj: Any) -> Path:
+    """Atomically write ``obj`` as YAML, keys in their given order."""
+    return atomic_write_text(target, yaml.safe_dump(_jsonable(obj), sort_keys=False))
+
+
+def read_json(path: str | Path) -> Any:
+    """Parse a run-directory JSON file; a missing or corrupt one is a :class:`RunDirError` naming it."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunDirError(f"{path}: missing — is {path.parent} a biorep run directory?") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RunDirError(f"{path}: not valid JSON ({exc})") from None
+    except OSError as exc:
+        raise RunDirError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+def read_yaml(path: str | Path) -> Any:
+    """Parse a run-directory YAML file; a missing or corrupt one is a :class:`RunDirError` naming it."""
+    path = Path(path)
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunDirError(f"{path}: missing — is {path.parent} a biorep run directory?") from None
+    except yaml.YAMLError as exc:
+        raise RunDirError(f"{path}: not valid YAML ({exc})") from None
+    except OSError as exc:
+        raise RunDirError(f"{path}: cannot read ({exc.strerror or exc})") from None

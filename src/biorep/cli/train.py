@@ -3,6 +3,7 @@
 Example:
     $ biorep train configs/chromosome-supcon-resnet18.yaml --set train.epochs=5 --out runs/supcon
     $ biorep train configs/chromosome-supcon-resnet18.yaml --out runs/supcon --resume
+    $ biorep train configs/chromosome-finetune.yaml --init-from runs/pki3 --out runs/lab
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ def train_cmd(
     data_root: Optional[Path] = typer.Option(
         None, "--data-root", help="Folder holding the built-in data sets."
     ),
+    init_from: Optional[Path] = typer.Option(
+        None, "--init-from", help="Start from another biorep run (its folder or a .ckpt): sets model.weights."
+    ),
 ) -> None:
     """Train a method; the run directory gets config, checkpoints, metrics.csv and summary.json."""
     from biorep.training import load_config, train
@@ -38,6 +42,8 @@ def train_cmd(
     overrides = list(set_)
     if data_root is not None:
         overrides.append(f"data.root={json.dumps(str(data_root))}")
+    if init_from is not None:
+        overrides.append(f"model.weights={json.dumps(str(init_from.expanduser().resolve()))}")
     cfg = load_config(config, overrides)
     run_dir = out or Path("runs") / config.stem
     path = train(cfg, run_dir, resume=resume, overwrite=overwrite)

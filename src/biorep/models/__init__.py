@@ -26,7 +26,14 @@ from biorep.models.heads import (
     mlp_head,
 )
 from biorep.models.simple_cnn import SimpleCNN, SimpleDecoder
-from biorep.models.weights import LoadReport, adapt_conv_channels, load_weights, read_state_dict
+from biorep.models.weights import (
+    LoadReport,
+    adapt_conv_channels,
+    init_heads_from,
+    load_weights,
+    read_state_dict,
+    resolve_weights,
+)
 
 __all__ = [
     "BACKBONES",
@@ -48,7 +55,9 @@ __all__ = [
     "build_backbone",
     "build_decoder",
     "build_timm",
+    "init_heads_from",
     "load_weights",
     "mlp_head",
     "read_state_dict",
+    "resolve_weights",
 ]

@@ -14,7 +14,9 @@ class ModelConfig(BaseModel):
 
     ``backbone``: ``simple_cnn`` (Study B's encoder) or any timm model name
     (``python -c "import timm; print(timm.list_models('*vit*'))"`` lists them).
-    ``weights``: a local state dict or checkpoint to start from (nothing is ever downloaded).
+    ``weights``: a local state dict or checkpoint to start from, or another biorep run (its run
+    directory or one of its checkpoints: the backbone is loaded, the heads are reused only for the
+    same class list, see :func:`biorep.models.weights.init_heads_from`); nothing is ever downloaded.
     ``kwargs``: passed to ``timm.create_model`` (e.g. ``drop_path_rate``) or the registered factory.
 
     Example:

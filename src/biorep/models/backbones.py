@@ -41,6 +41,18 @@ def _simple_cnn(cfg: ModelConfig, in_chans: int, img_size: int) -> nn.Module:
         raise ConfigError(f"model.backbone simple_cnn: {err} (simple_cnn takes no model.kwargs)") from None
 
 
+@BACKBONES.register("classical")
+def _classical(cfg: ModelConfig, in_chans: int, img_size: int) -> nn.Module:
+    """CellProfiler-style intensity, shape and texture features (no parameters; see models.classical)."""
+    from biorep.models.classical import ClassicalFeatures
+
+    try:
+        return ClassicalFeatures(in_chans=in_chans, img_size=img_size, **cfg.kwargs)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"model.backbone classical: {err} (model.kwargs: mask_channel, levels, "
+                          "distances)") from None
+
+
 class TimmBackbone(nn.Module):
     """A timm model without its classifier (``num_classes=0``): ``forward(x) -> Tensor[B, D]``.
 

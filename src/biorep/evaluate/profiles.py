@@ -16,6 +16,12 @@ Conventions of the field (pycytominer, copairs, BBBC021):
 - :func:`nsc_accuracy` — BBBC021's not-same-compound (NSC) / and-not-same-batch (NSCB) 1-NN label
   accuracy with cosine similarity.
 
+Sphering (``sphere="zca"`` or ``"zca-cor"``, :mod:`biorep.evaluate.sphering`) whitens the single-cell
+embeddings on the evaluated rows' controls (after the per-plate normalisation, when both are set),
+before aggregation; ``replicate_map_sphered`` / ``label_map_sphered`` are the same evaluations with
+sphering on, so a study reports mAP with and without it side by side. With ``bootstrap: N`` a
+``bootstrap`` block (percentile CI over resampled query profiles, and the replicates) is added.
+
 mAP p-values come from copairs' permutation null (``null_size`` draws) with Benjamini–Hochberg
 correction; ``fraction_retrieved`` is the share of groups with corrected p < ``threshold``.
 """
@@ -313,17 +319,58 @@ def nsc_accuracy(
     return summary, table
 
 
+def map_bootstrap(
+    ap: pd.DataFrame, map_by: Sequence[str], *, query_mask: np.ndarray | None = None,
+    n_boot: int = 1000, seed: int = 0,
+) -> dict[str, Any]:
+    """Percentile CI of ``mean_map`` (mean over groups of the groups' mean AP) over resampled query
+    profiles; the ``bootstrap`` block of an mAP summary (:func:`biorep.evaluate.stats.ci_record`)."""
+    from biorep.evaluate.stats import ci_record
+
+    queries = ap if query_mask is None else ap.loc[np.asarray(query_mask, dtype=bool)]
+    valid = queries[queries["n_pos_pairs"] > 0].reset_index(drop=True)
+    keys = valid[list(map_by)].astype(str).agg("/".join, axis=1).to_numpy()
+    codes, _ = pd.factorize(keys)
+    apv = valid["average_precision"].to_numpy(dtype=np.float64)
+
+    def stat(idx: np.ndarray) -> float:
+        sums = np.bincount(codes[idx], weights=apv[idx])
+        counts = np.bincount(codes[idx])
+        present = counts > 0
+        return float(np.mean(sums[present] / counts[present]))
+
+    return ci_record(stat, len(valid), metric="mean_map", n_boot=n_boot, seed=seed, by=["query profile"])
+
+
 # -- registry adapters -----------------------------------------------------------------------------
+def sphere_to_controls(
+    x: np.ndarray, meta: pd.DataFrame, control: Selector, *, method: str = "zca", epsilon: float = 1e-6
+) -> np.ndarray:
+    """Whiten ``x`` with a sphering map fitted on the rows matching ``control`` (see
+    :func:`biorep.evaluate.sphering.fit_sphering`): afterwards the controls have identity covariance."""
+    from biorep.evaluate.sphering import fit_sphering
+
+    is_ctrl = select(meta, control)
+    if is_ctrl.sum() < 2:
+        raise DataError(f"sphering: needs at least 2 control samples ({describe(control)}), "
+                        f"found {int(is_ctrl.sum())}")
+    sph = fit_sphering(np.asarray(x)[is_ctrl], method=method, epsilon=epsilon)
+    return sph.transform(x).astype(np.float32)
+
+
 def _profiles_from_ctx(
     ctx: EvalContext, by: Sequence[str], keep: Sequence[str], how: str,
     normalize: str | None, control: Mapping[str, Any] | None, normalize_by: str | Sequence[str] | None,
+    sphere: str | None = None,
 ) -> tuple[np.ndarray, pd.DataFrame]:
     _, test = ctx.split()
     z, meta = ctx.embeddings[test], ctx.meta.iloc[test].reset_index(drop=True)
+    if (normalize is not None or sphere is not None) and control is None:
+        raise ConfigError("profile normalisation and sphering need a control selector (control=...)")
     if normalize is not None:
-        if control is None:
-            raise ConfigError("profile normalisation needs a control selector (control=...)")
         z = normalize_to_controls(z, meta, control, by=normalize_by, method=normalize)
+    if sphere is not None:
+        z = sphere_to_controls(z, meta, control, method=sphere)
     keep = [c for c in dict.fromkeys(keep) if c not in by]
     return aggregate_profiles(z, meta, by, how=how, keep=keep)
 
@@ -340,21 +387,28 @@ def run_replicate_map(
     how: str = "mean",
     normalize: str | None = None,
     normalize_by: str | list[str] | None = None,
+    sphere: str | None = None,
     null_size: int = 10000,
     threshold: float = 0.05,
+    bootstrap: int = 0,
     seed: int = 0,
 ) -> EvalResult:
     """Replicate-retrieval mAP on profiles aggregated by ``profile_by`` (default: ``treatment`` +
     ``pos_diffby``, e.g. one profile per compound × dose × plate), after optional per-group
-    normalisation of the single-sample embeddings against ``control``."""
+    normalisation of the single-sample embeddings against ``control`` and optional sphering
+    (``sphere``: ``zca`` | ``zca-cor``, fitted on the controls); ``bootstrap`` > 0 adds a CI."""
     pos_diffby, neg_sameby = as_list(pos_diffby), as_list(neg_sameby)
     by = as_list(profile_by) or list(dict.fromkeys([*as_list(treatment), *pos_diffby, *neg_sameby]))
     keep = [*as_list(treatment), *pos_diffby, *neg_sameby, *(list(control) if control else [])]
-    p, pm = _profiles_from_ctx(ctx, by, keep, how, normalize, control, normalize_by)
+    p, pm = _profiles_from_ctx(ctx, by, keep, how, normalize, control, normalize_by, sphere)
     summary, maps, ap = replicate_map(p, pm, treatment, control=control, pos_diffby=pos_diffby,
                                       neg_sameby=neg_sameby, null_size=null_size, threshold=threshold,
                                       seed=seed)
-    summary.update(profile_by=by, n_profiles=len(pm), normalize=normalize)
+    summary.update(profile_by=by, n_profiles=len(pm), normalize=normalize, sphere=sphere)
+    if bootstrap:
+        query = ~select(pm.reset_index(drop=True), control) if control is not None else None
+        summary["bootstrap"] = map_bootstrap(ap, as_list(treatment), query_mask=query, n_boot=bootstrap,
+                                             seed=seed)
     return EvalResult("replicate_map", summary, maps)
 
 
@@ -370,21 +424,50 @@ def run_label_map(
     how: str = "mean",
     normalize: str | None = None,
     normalize_by: str | list[str] | None = None,
+    sphere: str | None = None,
     null_size: int = 10000,
     threshold: float = 0.05,
+    bootstrap: int = 0,
     seed: int = 0,
 ) -> EvalResult:
-    """Same-label mAP on profiles aggregated by ``profile_by`` (label defaults to ``ctx.label_column``)."""
+    """Same-label mAP on profiles aggregated by ``profile_by`` (label defaults to ``ctx.label_column``),
+    after optional normalisation and sphering against ``control``; ``bootstrap`` > 0 adds a CI."""
     label = label_column or ctx.label_column
     if label is None:
         raise ConfigError("label_map needs label_column")
     pos_diffby = as_list(pos_diffby)
     keep = [label, *pos_diffby, *(list(exclude) if exclude else []), *(list(control) if control else [])]
-    p, pm = _profiles_from_ctx(ctx, as_list(profile_by), keep, how, normalize, control, normalize_by)
+    p, pm = _profiles_from_ctx(ctx, as_list(profile_by), keep, how, normalize, control, normalize_by, sphere)
     summary, maps, ap = label_map(p, pm, label, pos_diffby=pos_diffby, exclude=exclude,
                                   null_size=null_size, threshold=threshold, seed=seed)
-    summary.update(profile_by=as_list(profile_by), n_profiles=len(pm), normalize=normalize)
+    summary.update(profile_by=as_list(profile_by), n_profiles=len(pm), normalize=normalize, sphere=sphere)
+    if bootstrap:
+        summary["bootstrap"] = map_bootstrap(ap, [label], n_boot=bootstrap, seed=seed)
     return EvalResult("label_map", summary, maps)
+
+
+def _sphered(fn: Any, name: str) -> Any:
+    """``fn`` registered again as ``name`` with ``sphere="zca"`` by default (same options)."""
+    import functools
+    import inspect
+
+    sig = inspect.signature(fn)
+    params = [p.replace(default="zca") if p.name == "sphere" else p for p in sig.parameters.values()]
+
+    @functools.wraps(fn)
+    def run(ctx: EvalContext, **options: Any) -> EvalResult:
+        options.setdefault("sphere", "zca")
+        result = fn(ctx, **options)
+        result.name = name
+        return result
+
+    run.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+    run.__doc__ = f"{fn.__name__} with sphering fitted on the controls (``sphere`` defaults to 'zca')."
+    return EVALUATIONS.register(name)(run)
+
+
+run_replicate_map_sphered = _sphered(run_replicate_map, "replicate_map_sphered")
+run_label_map_sphered = _sphered(run_label_map, "label_map_sphered")
 
 
 @EVALUATIONS.register("nsc")

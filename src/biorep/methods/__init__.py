@@ -15,6 +15,8 @@ from biorep.methods import (  # noqa: F401  (registration side effects)
     regularized,
     simclr,
     supcon,
+    supcon_joint,
+    supcon_two_stage,
     supervised,
     vicreg,
     weak,

@@ -8,6 +8,8 @@ augmentation RNG, online validation accuracy, logging) lives here once.
 
 from __future__ import annotations
 
+import math
+
 from typing import Any, ClassVar, Literal
 
 import lightning as L
@@ -32,9 +34,12 @@ class MethodParams(BaseModel):
 class OptimConfig(BaseModel):
     """Optimiser and LR schedule (filled from the run's ``train`` section).
 
-    ``scheduler``: ``none``; ``cosine`` (to ``min_lr`` over the run's epochs); ``step`` (× ``gamma``
-    every ``step_size`` epochs, gamma default 0.1); ``exponential`` (× ``gamma`` per epoch, default
-    0.95 — the chromosome study's schedule). Schedules step once per epoch.
+    Per-epoch schedules: ``none``; ``cosine`` (to ``min_lr`` over the run's epochs); ``step``
+    (× ``gamma`` every ``step_size`` epochs, gamma default 0.1); ``exponential`` (× ``gamma`` per
+    epoch, default 0.95 — the chromosome study's schedule). Per-step schedules (they step every
+    batch, which short budgets need): ``warmup_cosine`` (linear warm-up over ``warmup_epochs``, then
+    cosine to ``min_lr``) and ``onecycle`` (torch's ``OneCycleLR`` peaking at ``lr`` after
+    ``warmup_epochs``, the hand-written reference loop's schedule).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -43,10 +48,12 @@ class OptimConfig(BaseModel):
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     momentum: float = Field(0.9, ge=0, lt=1)
-    scheduler: Literal["none", "cosine", "step", "exponential"] = "none"
+    scheduler: Literal["none", "cosine", "step", "exponential", "warmup_cosine", "onecycle"] = "none"
     step_size: int = Field(30, gt=0)
     gamma: float | None = Field(None, gt=0, le=1)
     min_lr: float = Field(0.0, ge=0)
+    warmup_epochs: float = Field(0.0, ge=0, description="warm-up length of the per-step schedules")
+    backbone_lr_scale: float = Field(1.0, gt=0, description="backbone lr = lr × this (fine-tuning)")
 
 
 class DataInfo(BaseModel):
@@ -199,13 +206,72 @@ class BaseMethod(L.LightningModule):
         x_raw, y, idx = batch
         x = self.prepare(x_raw)
         loss, logs = self.compute_loss(self.make_views(x, self.n_views), y, idx)
-        bs = x.shape[0]
-        self.log(
-            "train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=bs, sync_dist=True
-        )
-        for key, value in logs.items():
-            self.log(f"train/{key}", value, on_step=False, on_epoch=True, batch_size=bs, sync_dist=True)
+        self._accumulate({"loss": loss, **logs}, x.shape[0])
+        if self._epoch_ends_here():
+            self._log_epoch_means()
         return loss
+
+    # Epoch means of the training terms are kept here rather than in Lightning's result collection,
+    # because Lightning does not checkpoint that collection: a run resumed mid-epoch would report
+    # the means of only the batches after the restart.
+    def _accumulate(self, values: dict[str, Tensor], n: int) -> None:
+        sums = self.__dict__.setdefault("_epoch_sums", {})
+        for key, value in values.items():
+            v = value.detach().float() * n
+            total, count = sums.get(key, (0.0, 0))
+            sums[key] = (total + v, count + n)
+
+    def _epoch_ends_here(self) -> bool:
+        if self._trainer is None:
+            return False
+        loop = self.trainer.fit_loop.epoch_loop
+        return bool(loop._num_ready_batches_reached())
+
+    def _log_epoch_means(self) -> None:
+        sums = self.__dict__.get("_epoch_sums", {})
+        for key, (total, count) in sums.items():
+            mean = total / max(count, 1)
+            if not torch.is_tensor(mean):
+                mean = torch.tensor(float(mean))
+            self.log(
+                f"train/{key}", mean, on_step=False, on_epoch=True, prog_bar=key == "loss", batch_size=1,
+                sync_dist=True,
+            )
+        self.__dict__["_epoch_sums"] = {}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        sums = self.__dict__.get("_epoch_sums", {})
+        checkpoint["biorep_epoch_sums"] = {
+            k: (float(t), int(c)) for k, (t, c) in sums.items()
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved = checkpoint.get("biorep_epoch_sums") or {}
+        self.__dict__["_epoch_sums"] = {
+            k: (torch.tensor(t), int(c)) for k, (t, c) in saved.items()
+        }
+
+    # ----------------------------------------------------------------- hooks for the engine
+    def has_unused_parameters(self) -> bool:
+        """True when some parameters get no gradient in some steps (DDP must then look for them)."""
+        return False
+
+    def first_monitored_epoch(self) -> int:
+        """The first epoch whose validation metric means what early stopping monitors (a later stage)."""
+        return 0
+
+    def stop_reason(self) -> str | None:
+        """Why the method stopped training itself (e.g. BYOL's loss-trend rule), None if it did not."""
+        return None
+
+    def summary_fields(self) -> dict[str, Any]:
+        """Extra fields for ``summary.json`` (e.g. the reading of a method with modes)."""
+        return {"mode": getattr(self.params, "mode", None)}
+
+    @classmethod
+    def check_train(cls, params: MethodParams, epochs: int) -> str | None:
+        """A problem with ``params`` given ``train.epochs`` (message naming the field), else None."""
+        return None
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         x_raw, y, idx = batch
@@ -232,7 +298,7 @@ class BaseMethod(L.LightningModule):
 
     def configure_optimizers(self) -> Any:
         o = self.optim_cfg
-        params = self.trainable_parameters()
+        params = self.param_groups()
         kind, kwargs = _OPTIMIZERS[o.optimizer]
         kwargs = {k: getattr(o, k) for k in kwargs}
         try:
@@ -241,15 +307,46 @@ class BaseMethod(L.LightningModule):
             opt: torch.optim.Optimizer = kind(params, lr=o.lr, fused=True, **kwargs)
         except (RuntimeError, TypeError, ValueError):  # a device/dtype without fused kernels
             opt = kind(params, lr=o.lr, **kwargs)
+        if o.scheduler in _STEP_SCHEDULERS:
+            total = self._total_steps()
+            sched = _STEP_SCHEDULERS[o.scheduler](opt, o, total, self._steps_per_epoch(total))
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
         sched = _SCHEDULERS[o.scheduler](opt, o, self._max_epochs())
         if sched is None:
             return opt
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
 
+    def param_groups(self) -> list[dict[str, Any]]:
+        """Optimiser parameter groups: the backbone at ``lr × backbone_lr_scale``, the heads at ``lr``."""
+        params = self.trainable_parameters()
+        scale = self.optim_cfg.backbone_lr_scale
+        if scale == 1.0:
+            return [{"params": params}]
+        in_backbone = {id(p) for p in self.backbone.parameters()}
+        backbone = [p for p in params if id(p) in in_backbone]
+        heads = [p for p in params if id(p) not in in_backbone]
+        groups = [{"params": heads}] if heads else []
+        if backbone:
+            groups.append({"params": backbone, "lr": self.optim_cfg.lr * scale})
+        return groups
+
     def _max_epochs(self) -> int:
         if self._trainer is not None and self.trainer.max_epochs and self.trainer.max_epochs > 0:
             return int(self.trainer.max_epochs)
         return 1
+
+    def _total_steps(self) -> int:
+        if self._trainer is not None:
+            try:
+                total = self.trainer.estimated_stepping_batches
+                if total and total != float("inf"):
+                    return max(int(total), 1)
+            except Exception:  # no dataloader attached yet
+                pass
+        return max(self._max_epochs(), 1)
+
+    def _steps_per_epoch(self, total: int) -> float:
+        return total / max(self._max_epochs(), 1)
 
 
 _OPTIMIZERS: dict[str, tuple[type[torch.optim.Optimizer], tuple[str, ...]]] = {
@@ -278,3 +375,33 @@ def _exponential(
 
 
 _SCHEDULERS = {"none": _no_sched, "cosine": _cosine, "step": _step, "exponential": _exponential}
+
+
+def _warmup_cosine(
+    opt: torch.optim.Optimizer, o: OptimConfig, total: int, per_epoch: float
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """Linear warm-up from ~0 over ``warmup_epochs``, then cosine to ``min_lr``, stepped every batch."""
+    warm = min(int(round(o.warmup_epochs * per_epoch)), max(total - 1, 0))
+    floor = o.min_lr / o.lr
+
+    def factor(step: int) -> float:
+        if warm and step < warm:
+            return (step + 1) / (warm + 1)
+        progress = min((step - warm) / max(total - warm, 1), 1.0)
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def _onecycle(
+    opt: torch.optim.Optimizer, o: OptimConfig, total: int, per_epoch: float
+) -> torch.optim.lr_scheduler.LRScheduler:
+    pct = o.warmup_epochs * per_epoch / total if o.warmup_epochs else 0.3
+    max_lr = [g.get("lr", o.lr) for g in opt.param_groups]
+    return torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=max_lr, total_steps=total, pct_start=min(max(pct, 1e-3), 0.999),
+        final_div_factor=(o.lr / o.min_lr / 25.0) if o.min_lr > 0 else 1e4,
+    )
+
+
+_STEP_SCHEDULERS = {"warmup_cosine": _warmup_cosine, "onecycle": _onecycle}

@@ -80,6 +80,12 @@ class BYOL(BaseMethod):
         )
         return loss, {}
 
+    def stop_reason(self) -> str | None:
+        if self._trainer is None:
+            return None
+        trend = next((c for c in self.trainer.callbacks if isinstance(c, LossTrendStop)), None)
+        return None if trend is None else trend.reason
+
     def configure_callbacks(self) -> list[Any]:
         if self.params.study_early_stop:
             return [LossTrendStop(monitor="train/loss", stall_tol=self.params.stall_tol)]

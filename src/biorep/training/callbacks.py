@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import resource
 import sys
 import time
@@ -15,13 +14,7 @@ from typing import Any
 import lightning as L
 import torch
 
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file in the same folder and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+from biorep.rundir import atomic_write_text  # the one atomic writer (also imported from here)
 
 
 class MetricsCSV(L.Callback):
@@ -100,6 +93,43 @@ class ResourceMonitor(L.Callback):
         self.wall = 0.0
         self.peak_tracemalloc_mb: float | None = None
         self._started_tm = False
+        self._prior_wall = 0.0  # wall time of earlier sessions of a resumed run
+        self._prior_peaks: dict[str, float | None] = {}
+        self._epoch_partial = 0.0  # time spent in the current epoch before an interruption
+        self.sessions = 1
+
+    @property
+    def state_key(self) -> str:
+        return "ResourceMonitor"
+
+    def state_dict(self) -> dict[str, Any]:
+        now = time.perf_counter()
+        in_epoch = now - getattr(self, "_epoch_t0", now)
+        peak_tm = self.peak_tracemalloc_mb
+        if self._started_tm and tracemalloc.is_tracing():
+            peak_tm = tracemalloc.get_traced_memory()[1] / 1024**2
+        return {
+            "epoch_times": list(self.epoch_times),
+            "images": self.images,
+            "train_time": self.train_time,
+            "wall": self._prior_wall + (now - getattr(self, "_fit_t0", now)),
+            "epoch_partial": self._epoch_partial + in_epoch,
+            "peak_rss_mb": max(peak_rss_mb(), self._prior_peaks.get("peak_rss_mb") or 0.0),
+            "peak_tracemalloc_mb": max(peak_tm or 0.0, self._prior_peaks.get("peak_tracemalloc_mb") or 0.0),
+            "sessions": self.sessions,
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.epoch_times = list(state_dict.get("epoch_times", []))
+        self.images = int(state_dict.get("images", 0))
+        self.train_time = float(state_dict.get("train_time", 0.0))
+        self._prior_wall = float(state_dict.get("wall", 0.0))
+        self._epoch_partial = float(state_dict.get("epoch_partial", 0.0))
+        self._prior_peaks = {
+            "peak_rss_mb": state_dict.get("peak_rss_mb"),
+            "peak_tracemalloc_mb": state_dict.get("peak_tracemalloc_mb"),
+        }
+        self.sessions = int(state_dict.get("sessions", 1)) + 1
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._fit_t0 = time.perf_counter()
@@ -114,6 +144,7 @@ class ResourceMonitor(L.Callback):
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._epoch_t0 = time.perf_counter()
+        self._epoch_partial = 0.0
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
@@ -121,9 +152,10 @@ class ResourceMonitor(L.Callback):
         self.images += int(batch[0].shape[0]) * trainer.world_size
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        dt = time.perf_counter() - self._epoch_t0
-        self.epoch_times.append(dt)
-        self.train_time += dt
+        dt = time.perf_counter() - self._epoch_t0 + self._epoch_partial
+        self._epoch_partial = 0.0
+        self.epoch_times = self.epoch_times[: trainer.current_epoch] + [dt]
+        self.train_time = sum(self.epoch_times)
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.finish(pl_module)
@@ -135,11 +167,14 @@ class ResourceMonitor(L.Callback):
 
     def finish(self, pl_module: L.LightningModule) -> None:
         if hasattr(self, "_fit_t0"):
-            self.wall = time.perf_counter() - self._fit_t0
+            self.wall = self._prior_wall + time.perf_counter() - self._fit_t0
         if self._started_tm and tracemalloc.is_tracing():
             self.peak_tracemalloc_mb = tracemalloc.get_traced_memory()[1] / 1024**2
             tracemalloc.stop()
             self._started_tm = False
+        prior_tm = self._prior_peaks.get("peak_tracemalloc_mb")
+        if prior_tm and self.peak_tracemalloc_mb is not None:
+            self.peak_tracemalloc_mb = max(self.peak_tracemalloc_mb, prior_tm)
         self._device = pl_module.device
 
     def figures(self) -> dict[str, Any]:
@@ -152,7 +187,8 @@ class ResourceMonitor(L.Callback):
             "wall_time_s": round(self.wall, 3),
             "time_per_epoch_s": round(self.train_time / n, 4) if n else None,
             "images_per_s": round(self.images / self.train_time, 2) if self.train_time > 0 else None,
-            "peak_rss_mb": round(peak_rss_mb(), 1),
+            "peak_rss_mb": round(max(peak_rss_mb(), self._prior_peaks.get("peak_rss_mb") or 0.0), 1),
+            "sessions": self.sessions,
             "peak_tracemalloc_mb": None
             if self.peak_tracemalloc_mb is None
             else round(self.peak_tracemalloc_mb, 2),

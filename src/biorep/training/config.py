@@ -67,13 +67,17 @@ class TrainConfig(BaseModel):
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     momentum: float = Field(0.9, ge=0, lt=1)
-    scheduler: Literal["none", "cosine", "step", "exponential"] = "none"
+    scheduler: Literal["none", "cosine", "step", "exponential", "warmup_cosine", "onecycle"] = "none"
     step_size: int = Field(30, ge=1)
     gamma: float | None = Field(None, gt=0, le=1)
     min_lr: float = Field(0.0, ge=0)
+    warmup_epochs: float = Field(0.0, ge=0, description="linear warm-up (warmup_cosine, onecycle)")
+    backbone_lr_scale: float = Field(1.0, gt=0, description="backbone lr = lr x this, e.g. 0.1 to fine-tune")
     seed: int = 0
     deterministic: bool = False
-    precision: Literal["32", "16-mixed", "bf16-mixed"] = "32"
+    precision: Literal["auto", "32", "16-mixed", "bf16-mixed"] = Field(
+        "auto", description="auto: bf16 mixed precision where the CPU/GPU has native bf16, else fp32"
+    )
     accelerator: Literal["auto", "cpu", "gpu"] = "auto"
     devices: int | Literal["auto"] = "auto"
     num_nodes: int = Field(1, ge=1)
@@ -85,12 +89,27 @@ class TrainConfig(BaseModel):
     limit_train_batches: int | float | None = Field(None, gt=0)
     limit_val_batches: int | float | None = Field(None, ge=0)
     checkpoint_every_n_steps: int | None = Field(None, ge=1)
+    checkpoint_every_minutes: float | None = Field(
+        5.0, gt=0, description="also write last.ckpt mid-epoch after this much training time (None: off)"
+    )
     val_check: int = Field(1, ge=1, description="validate every N epochs")
     tracemalloc: bool = True
     channels_last: bool = Field(
         True, description="NHWC memory layout for convolutions (measured 1.1-1.9x faster on a CPU)"
     )
-    progress: bool = True
+    progress: Literal["auto", "bar", "lines", "none"] = Field(
+        "auto", description="auto: rich bars in a terminal, one flushed line per epoch otherwise"
+    )
+    progress_every_minutes: float = Field(2.0, gt=0, description="lines mode: a line this often within an epoch")
+
+    @field_validator("progress", mode="before")
+    @classmethod
+    def _progress_bool(cls, v: Any) -> Any:
+        if v is True:
+            return "auto"
+        if v is False:
+            return "none"
+        return v
 
     @field_validator("precision", mode="before")
     @classmethod
@@ -115,6 +134,8 @@ class TrainConfig(BaseModel):
             step_size=self.step_size,
             gamma=self.gamma,
             min_lr=self.min_lr,
+            warmup_epochs=self.warmup_epochs,
+            backbone_lr_scale=self.backbone_lr_scale,
         )
 
 
@@ -163,13 +184,9 @@ class RunConfig(BaseModel):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> RunConfig:
-        p = self.method.params
-        if getattr(p, "mode", None) == "two_stage" and getattr(p, "pretrain_epochs", 0) >= self.train.epochs:
-            raise ValueError(
-                f"method.pretrain_epochs: must be < train.epochs "
-                f"({p.pretrain_epochs} >= {self.train.epochs}); "
-                "the classifier stage needs at least one epoch"
-            )
+        problem = METHODS.get(self.method.name).check_train(self.method.params, self.train.epochs)
+        if problem:
+            raise ValueError(problem)
         es = self.train.early_stopping
         if (
             es is not None

@@ -1,32 +1,50 @@
-"""``train(cfg, out_dir)``: data → method → Lightning Trainer → run directory."""
+"""``train(cfg, out_dir)`` in readable steps: validate → data → method → trainer → fit → summary.
+
+Nothing is written to ``out_dir`` until the config, the data set and the method (backbone, heads,
+view strategies run once on a dummy batch) have been built, so a typo never costs a finished run.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
-import shutil
 import time
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import numpy as np
+import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
 
-from biorep.data import IntensityScaler, Splits, load_dataset, split_dataset
-from biorep.errors import DataError
+from biorep.data import ImageDataset, IntensityScaler, Splits, load_dataset, split_dataset
+from biorep.errors import BiorepError, ConfigError, DataError, RunDirError
 from biorep.methods import METHODS, BaseMethod, DataInfo
-from biorep.methods.early_stop import LossTrendStop
-from biorep.training import rundir as rd
-from biorep.training.callbacks import MetricsCSV, ResourceMonitor
-from biorep.training.config import RunConfig
-from biorep.training.sampling import (
-    ClassBalancedBatchSampler,
-    SamplerResume,
-    ShuffledBatchSampler,
-    make_loader,
+from biorep.precision import PrecisionChoice, resolve_precision, training_device_type
+from biorep.rundir import (
+    BEST,
+    CKPT_DIR,
+    DataRecord,
+    GeometryRecord,
+    RunPaths,
+    SummaryRecord,
+    read_data,
+    read_yaml,
+    write_json,
+    write_state,
+    write_yaml,
 )
+from biorep.training.callbacks import MetricsCSV, ResourceMonitor
+from biorep.training.checkpointing import AtomicCheckpointIO, LastCheckpoint, check_checkpoint
+from biorep.training.config import RunConfig
+from biorep.training.progress import LineProgress, resolve_progress
+from biorep.training.rundir import Replacement, check_run_dir, is_rank_zero_process, resume_changes
+from biorep.training.sampling import ClassBalancedBatchSampler, SamplerResume, ShuffledBatchSampler, make_loader
+
+log = logging.getLogger("biorep.training")
 
 
 @contextlib.contextmanager
@@ -38,14 +56,16 @@ def quiet_lightning() -> Any:
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*defined a `validation_step` but have no `val_dataloader`.*")
+            warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
+            warnings.filterwarnings("ignore", message=".*LeafSpec.*")
             yield
     finally:
         logger.setLevel(level)
 
 
 class StageAwareEarlyStopping(EarlyStopping):
-    """Lightning's ``EarlyStopping`` that ignores the epochs before ``start_epoch`` (e.g. the SupCon
-    pre-training stage of ``two_stage``, whose validation accuracy is that of an untrained classifier)."""
+    """Lightning's ``EarlyStopping`` that ignores the epochs before ``start_epoch`` (a method's earlier
+    stage, e.g. SupCon pre-training, whose validation accuracy is that of an untrained classifier)."""
 
     def __init__(self, *args: Any, start_epoch: int = 0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -56,6 +76,86 @@ class StageAwareEarlyStopping(EarlyStopping):
             super()._run_early_stopping_check(trainer)
 
 
+# ----------------------------------------------------------------------------- data
+@dataclass
+class PreparedData:
+    """The data set, its splits, fitted scaler and the method's targets, ready to train on."""
+
+    ds: ImageDataset
+    splits: Splits
+    scaler: IntensityScaler
+    targets: np.ndarray
+    info: DataInfo
+    fingerprint: dict[str, Any] = field(default_factory=dict)
+
+
+def data_fingerprint(ds: ImageDataset) -> dict[str, Any]:
+    """What identifies a data set for ``--resume``: image count, classes, and a hash of file names."""
+    h = hashlib.sha1()
+    for p in ds.meta["path"].astype(str):
+        h.update(Path(p).name.encode())
+        h.update(b"\0")
+    return {"n_images": int(len(ds)), "classes": [str(c) for c in ds.classes], "files_sha1": h.hexdigest()}
+
+
+def prepare_data(cfg: RunConfig, saved: DataRecord | None, *, progress: bool) -> PreparedData:
+    """Load the data set; split it and fit the scaler (or take both from a resumed run's ``data.json``)."""
+    method_cls = METHODS.get(cfg.method.name)
+    ds = load_dataset(cfg.data, progress=progress)
+    fingerprint = data_fingerprint(ds)
+    if saved is not None:
+        if saved.fingerprint and saved.fingerprint != fingerprint:
+            what = next(k for k in fingerprint if saved.fingerprint.get(k) != fingerprint[k])
+            raise RunDirError(
+                f"cannot --resume: data.dataset {cfg.data.dataset!r} is not the data the run was trained on "
+                f"({what} differs); start a new run (another --out) instead"
+            )
+        splits = Splits.from_dict(saved.splits)
+        scaler = IntensityScaler.from_dict(saved.scaler or {})
+    else:
+        splits = split_dataset(ds, cfg.data.split)
+        scaler = IntensityScaler.fit(ds, splits.train, cfg.data.intensity)
+    targets, classes = method_cls.make_targets(cfg.method.params, ds.meta, ds.targets, ds.classes)
+    targets = np.asarray(targets, dtype=np.int64)
+    if len(splits.train) == 0:
+        raise DataError(f"data.split: the training split of {ds.name!r} is empty")
+    if method_cls.needs_labels and not (targets[splits.train] >= 0).any():
+        raise DataError(
+            f"method {cfg.method.name!r} needs labels, but no training image of {ds.name!r} has one "
+            "(set data.label or method.column)"
+        )
+    info = DataInfo(in_chans=ds.channels, size=ds.size, classes=[str(c) for c in classes], scaler=scaler.to_dict())
+    return PreparedData(ds, splits, scaler, targets, info, fingerprint)
+
+
+def data_record(cfg: RunConfig, data: PreparedData) -> DataRecord:
+    """``data.json`` of a run trained on ``data``."""
+    ds = data.ds
+    return DataRecord(
+        dataset=ds.name,
+        n_images=len(ds),
+        channels=ds.channels,
+        size=ds.size,
+        dtype=str(ds.images.dtype),
+        label_column=ds.label_column,
+        group_column=ds.group_column,
+        dataset_classes=list(map(str, ds.classes)),
+        classes=data.info.classes,
+        target_column=getattr(cfg.method.params, "column", None) or ds.label_column,
+        background=float(ds.background),
+        geometry=GeometryRecord(
+            mode=cfg.data.geometry.mode,
+            size=ds.size,
+            scale=(getattr(ds, "info", None) or {}).get("scale"),
+            background=float(ds.background),
+        ),
+        scaler=data.info.scaler,
+        splits=data.splits.to_dict(),
+        fingerprint=data.fingerprint,
+    )
+
+
+# ----------------------------------------------------------------------------- method
 def build_method(cfg: RunConfig, info: DataInfo) -> BaseMethod:
     """Instantiate the configured method for data described by ``info``."""
     cls = METHODS.get(cfg.method.name)
@@ -67,6 +167,45 @@ def build_method(cfg: RunConfig, info: DataInfo) -> BaseMethod:
         optim=cfg.train.optim(),
         seed=cfg.train.seed,
     )
+
+
+def build_checked_method(cfg: RunConfig, data: PreparedData) -> BaseMethod:
+    """Build the method and run its views and backbone once on two training images (eval mode, no
+    gradient), so a bad backbone name or view strategy fails here, before the run directory is touched."""
+    L.seed_everything(cfg.train.seed, workers=True, verbose=False)
+    try:
+        method = build_method(cfg, data.info)
+    except BiorepError:
+        raise
+    except Exception as exc:
+        raise ConfigError(f"model/method: cannot build {cfg.model.backbone!r} + {cfg.method.name!r} ({exc})") from None
+    idx = np.asarray(data.splits.train[:2])
+    x = torch.from_numpy(np.ascontiguousarray(data.ds.images[idx]))
+    try:
+        with torch.no_grad():
+            method.eval()
+            views = method.make_views(method.prepare(x), method.n_views)
+            method.backbone(views[0])
+            method.train()
+    except BiorepError:
+        raise
+    except Exception as exc:
+        raise ConfigError(f"views/model: the configured views or backbone fail on the data ({exc})") from None
+    if cfg.train.channels_last:
+        method.use_channels_last()
+    L.seed_everything(cfg.train.seed, workers=True, verbose=False)  # the dry run drew random numbers
+    return method
+
+
+# ----------------------------------------------------------------------------- trainer
+@dataclass
+class TrainerParts:
+    trainer: L.Trainer
+    best: ModelCheckpoint
+    last: LastCheckpoint
+    early: StageAwareEarlyStopping | None
+    monitor: ResourceMonitor
+    monitored: tuple[str, str]
 
 
 def _monitor(method: BaseMethod, has_val: bool) -> tuple[str, str]:
@@ -81,11 +220,159 @@ def _strategy(cfg: RunConfig, method: BaseMethod) -> Any:
     if cfg.train.strategy == "ddp":
         from lightning.pytorch.strategies import DDPStrategy
 
-        unused = bool(getattr(method, "has_unused_parameters", lambda: False)())
-        return DDPStrategy(find_unused_parameters=unused)
+        return DDPStrategy(find_unused_parameters=method.has_unused_parameters())
     return "auto"
 
 
+def make_loaders(cfg: RunConfig, method: BaseMethod, data: PreparedData) -> tuple[Any, Any, Any]:
+    """(train loader, val loader or None, the resumable train batch sampler)."""
+    tc = cfg.train
+    sampling = method.batch_sampling()
+    if sampling["kind"] == "class_balanced":
+        k = int(sampling["samples_per_class"])
+        sampler: Any = ClassBalancedBatchSampler(
+            data.splits.train, data.targets, samples_per_class=k,
+            classes_per_batch=max(tc.batch_size // k, 1), seed=tc.seed,
+        )
+    else:
+        sampler = ShuffledBatchSampler(data.splits.train, tc.batch_size, drop_last=tc.drop_last, seed=tc.seed)
+    train_loader = make_loader(data.ds.images, data.targets, sampler, tc.num_workers)
+    val_loader = None
+    if len(data.splits.val):
+        val_sampler = ShuffledBatchSampler(data.splits.val, tc.batch_size, shuffle=False, drop_last=False)
+        val_loader = make_loader(data.ds.images, data.targets, val_sampler, tc.num_workers)
+    return train_loader, val_loader, sampler
+
+
+def build_trainer(
+    cfg: RunConfig,
+    method: BaseMethod,
+    out: Path,
+    sampler: Any,
+    has_val: bool,
+    precision: PrecisionChoice,
+    extra: list[L.Callback],
+) -> TrainerParts:
+    """Lightning ``Trainer`` with biorep's callbacks: metrics.csv, resources, checkpoints, progress."""
+    tc = cfg.train
+    paths = RunPaths(out)
+    monitor, mode = _monitor(method, has_val)
+    best_cb = ModelCheckpoint(
+        dirpath=paths.checkpoints, filename=Path(BEST).stem, monitor=monitor, mode=mode, save_top_k=1,
+        enable_version_counter=False, auto_insert_metric_name=False,
+    )
+    last_cb = LastCheckpoint(
+        paths.last,
+        every_n_steps=tc.checkpoint_every_n_steps,
+        every_s=None if tc.checkpoint_every_minutes is None else tc.checkpoint_every_minutes * 60,
+    )
+    monitor_cb = ResourceMonitor(tracemalloc_enabled=tc.tracemalloc)
+    cbs: list[L.Callback] = [SamplerResume(sampler), MetricsCSV(paths.metrics), monitor_cb]
+    early = None
+    if tc.early_stopping is not None:
+        es = tc.early_stopping
+        early = StageAwareEarlyStopping(
+            monitor=es.monitor, patience=es.patience, mode=es.resolved_mode(), min_delta=es.min_delta,
+            check_on_train_epoch_end=es.monitor.startswith("train/"), start_epoch=method.first_monitored_epoch(),
+        )
+        cbs.append(early)
+    progress = resolve_progress(tc.progress)
+    if progress == "bar":
+        cbs.append(RichProgressBar())
+    elif progress == "lines":
+        cbs.append(LineProgress(every_s=tc.progress_every_minutes * 60))
+    cbs += list(extra) + [best_cb, last_cb]
+    with quiet_lightning():
+        trainer = L.Trainer(
+            max_epochs=tc.epochs,
+            accelerator=tc.accelerator,
+            devices=tc.devices,
+            num_nodes=tc.num_nodes,
+            strategy=_strategy(cfg, method),
+            precision=precision.value,
+            deterministic=tc.deterministic,
+            sync_batchnorm=tc.sync_batchnorm,
+            callbacks=cbs,
+            plugins=[AtomicCheckpointIO()],
+            logger=False,
+            default_root_dir=out,
+            enable_progress_bar=progress == "bar",
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            log_every_n_steps=1,
+            check_val_every_n_epoch=tc.val_check,
+            limit_train_batches=tc.limit_train_batches,
+            limit_val_batches=tc.limit_val_batches,
+            use_distributed_sampler=False,
+        )
+    return TrainerParts(trainer, best_cb, last_cb, early, monitor_cb, (monitor, mode))
+
+
+class _OnFirstCheckpoint(L.Callback):
+    """Calls ``fn`` once, after the first ``last.ckpt`` exists (the old run of ``--overwrite`` may go)."""
+
+    def __init__(self, path: Path, fn: Any) -> None:
+        self.path, self.fn, self.done = path, fn, False
+
+    def _check(self) -> None:
+        if not self.done and self.path.is_file():
+            self.done = True
+            self.fn()
+
+    def on_train_batch_end(self, *args: Any) -> None:
+        self._check()
+
+    def on_train_epoch_end(self, *args: Any) -> None:
+        self._check()
+
+
+# ----------------------------------------------------------------------------- summary
+def run_summary(
+    cfg: RunConfig, method: BaseMethod, data: PreparedData, parts: TrainerParts, precision: PrecisionChoice,
+    *, t_start: float, resumed: bool, changes: list[str],
+) -> SummaryRecord:
+    """``summary.json`` of a finished fit."""
+    trainer, tc = parts.trainer, cfg.train
+    epochs_run = int(trainer.current_epoch)
+    early = parts.early
+    own_reason = method.stop_reason()
+    stopped_early = bool((early is not None and early.stopped_epoch > 0) or own_reason) and epochs_run < tc.epochs
+    best = parts.best.best_model_score
+    monitor, mode = parts.monitored
+    figures = parts.monitor.figures()
+    return SummaryRecord(
+        method=cfg.method.name,
+        **method.summary_fields(),
+        backbone=cfg.model.backbone,
+        dataset=data.ds.name,
+        n_train=int(len(data.splits.train)),
+        n_val=int(len(data.splits.val)),
+        n_test=int(len(data.splits.test)),
+        n_classes=len(data.info.classes),
+        epochs=epochs_run,
+        max_epochs=tc.epochs,
+        global_step=int(trainer.global_step),
+        **figures,
+        total_time_s=round(time.perf_counter() - t_start, 3),
+        stopped_early=stopped_early,
+        stop_reason=own_reason or ("early_stopping" if stopped_early else None),
+        best_metric={
+            "name": monitor,
+            "mode": mode,
+            "value": None if best is None else float(best),
+            "checkpoint": f"{CKPT_DIR}/{BEST}" if (RunPaths(trainer.default_root_dir).best).is_file() else None,
+        },
+        final_metrics={k: float(v) for k, v in trainer.callback_metrics.items() if not k.endswith("_step")},
+        device=str(method.device.type),
+        world_size=int(trainer.world_size),
+        precision=precision.value,
+        precision_reason=precision.reason,
+        resumed=resumed,
+        resume_changes=changes,
+    )
+
+
+# ----------------------------------------------------------------------------- the whole run
 def train(
     cfg: RunConfig,
     out_dir: str | Path,
@@ -96,9 +383,10 @@ def train(
 ) -> Path:
     """Train ``cfg`` into the run directory ``out_dir`` and return its path.
 
-    An existing, non-empty ``out_dir`` is an error unless ``overwrite`` (replaced) or ``resume``
-    (continued from ``checkpoints/last.ckpt`` with the saved splits and scaler). ``callbacks`` are
-    extra Lightning callbacks (e.g. for tests or custom logging).
+    An existing, non-empty ``out_dir`` is an error unless ``overwrite`` (replaced once the new run has
+    a checkpoint; a failure before that restores it) or ``resume`` (continued from
+    ``checkpoints/last.ckpt`` with the saved splits and scaler; the config may change only in
+    train-only fields such as ``epochs``). ``callbacks`` are extra Lightning callbacks.
 
     Example:
         >>> run = train(load_config("configs/synthetic-smoke.yaml"), "runs/smoke")
@@ -106,208 +394,60 @@ def train(
     """
     t_start = time.perf_counter()
     out = Path(out_dir)
-    zero = rd.is_rank_zero_process()
+    paths = RunPaths(out)
+    zero = is_rank_zero_process()
+    # 1. validate: nothing on disk changes until the config, data and method are known to work
     if zero:
-        rd.check_run_dir(out, resume=resume, overwrite=overwrite)
-    method_cls = METHODS.get(cfg.method.name)
-
-    ds = load_dataset(cfg.data, progress=cfg.train.progress and zero)
+        check_run_dir(out, resume=resume, overwrite=overwrite)
+    saved: DataRecord | None = None
+    changes: list[str] = []
+    ckpt_path: Path | None = None
     if resume:
-        saved = rd.read_json(out / rd.DATA)
-        splits = Splits.from_dict(saved["splits"])
-        scaler = IntensityScaler.from_dict(saved["scaler"])
-    else:
-        splits = split_dataset(ds, cfg.data.split)
-        scaler = IntensityScaler.fit(ds, splits.train, cfg.data.intensity)
-    targets, classes = method_cls.make_targets(cfg.method.params, ds.meta, ds.targets, ds.classes)
-    targets = np.asarray(targets, dtype=np.int64)
-    if len(splits.train) == 0:
-        raise DataError(f"data.split: the training split of {ds.name!r} is empty")
-    if method_cls.needs_labels and not (targets[splits.train] >= 0).any():
-        raise DataError(
-            f"method {cfg.method.name!r} needs labels, but no training image of {ds.name!r} has one "
-            "(set data.label or method.column)"
-        )
-    info = DataInfo(
-        in_chans=ds.channels, size=ds.size, classes=[str(c) for c in classes], scaler=scaler.to_dict()
-    )
+        changes = resume_changes(read_yaml(paths.config) or {}, cfg.to_dict(), paths.config)
+        saved = read_data(out) if paths.data.is_file() else None
+        if paths.last.is_file():
+            check_checkpoint(paths.last)
+            ckpt_path = paths.last
+        else:
+            log.warning("%s: no checkpoint yet (interrupted before its first one); starting it again", out)
+    data = prepare_data(cfg, saved, progress=zero and resolve_progress(cfg.train.progress) == "bar")
+    method = build_checked_method(cfg, data)
+    device = training_device_type(cfg.train.accelerator)
+    precision = resolve_precision(cfg.train.precision, device)
+    train_loader, val_loader, sampler = make_loaders(cfg, method, data)
 
+    # 2. the run directory
+    replacement = Replacement(out)
     if zero:
-        if overwrite and not resume and out.exists():
-            shutil.rmtree(out)
-        (out / rd.CKPT_DIR).mkdir(parents=True, exist_ok=True)
-        rd.write_yaml(out / rd.CONFIG, cfg.to_dict())
-        rd.write_json(
-            out / rd.DATA,
-            {
-                "dataset": ds.name,
-                "n_images": len(ds),
-                "channels": ds.channels,
-                "size": ds.size,
-                "dtype": str(ds.images.dtype),
-                "label_column": ds.label_column,
-                "group_column": ds.group_column,
-                "dataset_classes": list(map(str, ds.classes)),
-                "classes": info.classes,
-                "target_column": getattr(cfg.method.params, "column", None) or ds.label_column,
-                "background": float(ds.background),
-                "geometry": {
-                    "mode": cfg.data.geometry.mode,
-                    "size": ds.size,
-                    "scale": (getattr(ds, "info", None) or {}).get("scale"),
-                    "background": float(ds.background),
-                },
-                "scaler": info.scaler,
-                "splits": splits.to_dict(),
-            },
-        )
+        if overwrite and not resume:
+            replacement.begin()
+        paths.checkpoints.mkdir(parents=True, exist_ok=True)
+        write_yaml(paths.config, cfg.to_dict())
+        write_json(paths.data, data_record(cfg, data))
+        write_state(out, "running", "; ".join(changes) or None)
+    extra = list(callbacks or []) + [_OnFirstCheckpoint(paths.last, replacement.commit)]
+    parts = build_trainer(cfg, method, out, sampler, val_loader is not None, precision, extra)
 
-    L.seed_everything(cfg.train.seed, workers=True, verbose=False)
-    method = build_method(cfg, info)
-    if cfg.train.channels_last:
-        method.use_channels_last()
-    tc = cfg.train
+    # 3. fit
+    try:
+        with quiet_lightning():
+            parts.trainer.fit(method, train_loader, val_loader, ckpt_path=None if ckpt_path is None else str(ckpt_path))
+        if cfg.train.epochs == 0:  # an untrained baseline: keep the initialised weights as the run's checkpoint
+            parts.trainer.save_checkpoint(str(paths.last), weights_only=False)
+    except BaseException as exc:
+        if zero:
+            replacement.rollback()
+            if out.is_dir():
+                status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+                write_state(out, status, f"{type(exc).__name__}: {exc}"[:500])
+        raise
+    replacement.commit()
 
-    sampling = method.batch_sampling()
-    if sampling["kind"] == "class_balanced":
-        k = int(sampling["samples_per_class"])
-        sampler: Any = ClassBalancedBatchSampler(
-            splits.train,
-            targets,
-            samples_per_class=k,
-            classes_per_batch=max(tc.batch_size // k, 1),
-            seed=tc.seed,
+    # 4. summary
+    if parts.trainer.is_global_zero:
+        summary = run_summary(
+            cfg, method, data, parts, precision, t_start=t_start, resumed=resume, changes=changes
         )
-    else:
-        sampler = ShuffledBatchSampler(splits.train, tc.batch_size, drop_last=tc.drop_last, seed=tc.seed)
-    train_loader = make_loader(ds.images, targets, sampler, tc.num_workers)
-    val_loader = None
-    if len(splits.val):
-        val_sampler = ShuffledBatchSampler(splits.val, tc.batch_size, shuffle=False, drop_last=False)
-        val_loader = make_loader(ds.images, targets, val_sampler, tc.num_workers)
-
-    monitor, mode = _monitor(method, val_loader is not None)
-    ckpt_dir = out / rd.CKPT_DIR
-    best_cb = ModelCheckpoint(
-        dirpath=ckpt_dir,
-        filename="best",
-        monitor=monitor,
-        mode=mode,
-        save_top_k=1,
-        enable_version_counter=False,
-        auto_insert_metric_name=False,
-    )
-    last_cbs = [
-        ModelCheckpoint(
-            dirpath=ckpt_dir, save_top_k=0, save_last=True, every_n_epochs=1, save_on_train_epoch_end=True
-        )
-    ]
-    if tc.checkpoint_every_n_steps:
-        last_cbs.append(
-            ModelCheckpoint(
-                dirpath=ckpt_dir,
-                save_top_k=0,
-                save_last=True,
-                every_n_train_steps=tc.checkpoint_every_n_steps,
-            )
-        )
-    monitor_cb = ResourceMonitor(tracemalloc_enabled=tc.tracemalloc)
-    cbs: list[L.Callback] = [SamplerResume(sampler), MetricsCSV(out / rd.METRICS), monitor_cb]
-    early = None
-    if tc.early_stopping is not None:
-        es = tc.early_stopping
-        start = (
-            getattr(cfg.method.params, "pretrain_epochs", 0)
-            if getattr(cfg.method.params, "mode", "") == "two_stage"
-            else 0
-        )
-        early = StageAwareEarlyStopping(
-            monitor=es.monitor,
-            patience=es.patience,
-            mode=es.resolved_mode(),
-            min_delta=es.min_delta,
-            check_on_train_epoch_end=es.monitor.startswith("train/"),
-            start_epoch=start,
-        )
-        cbs.append(early)
-    if tc.progress:
-        cbs.append(RichProgressBar())
-    cbs += list(callbacks or []) + [best_cb, *last_cbs]
-
-    with quiet_lightning():
-        trainer = L.Trainer(
-            max_epochs=tc.epochs,
-            accelerator=tc.accelerator,
-            devices=tc.devices,
-            num_nodes=tc.num_nodes,
-            strategy=_strategy(cfg, method),
-            precision=tc.precision,
-            deterministic=tc.deterministic,
-            sync_batchnorm=tc.sync_batchnorm,
-            callbacks=cbs,
-            logger=False,
-            default_root_dir=out,
-            enable_progress_bar=tc.progress,
-            enable_model_summary=False,
-            num_sanity_val_steps=0,
-            log_every_n_steps=1,
-            check_val_every_n_epoch=tc.val_check,
-            limit_train_batches=tc.limit_train_batches,
-            limit_val_batches=tc.limit_val_batches,
-            use_distributed_sampler=False,
-        )
-    last = ckpt_dir / rd.LAST
-    with quiet_lightning(), warnings.catch_warnings():
-        # our own last.ckpt/best.ckpt live in checkpoints/ by design
-        warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
-        warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-        trainer.fit(method, train_loader, val_loader, ckpt_path=str(last) if resume else None)
-    if tc.epochs == 0:  # an untrained baseline: keep the initialised weights as the run's checkpoint
-        trainer.save_checkpoint(str(last), weights_only=False)
-
-    if trainer.is_global_zero:
-        epochs_run = int(trainer.current_epoch)
-        trend = next((c for c in trainer.callbacks if isinstance(c, LossTrendStop)), None)
-        stopped_early = (
-            bool(
-                (early is not None and early.stopped_epoch > 0)
-                or (trend is not None and trend.reason is not None)
-            )
-            and epochs_run < tc.epochs
-        )
-        best = best_cb.best_model_score
-        final = {k: float(v) for k, v in trainer.callback_metrics.items() if not k.endswith("_step")}
-        summary = {
-            "method": cfg.method.name,
-            "mode": getattr(cfg.method.params, "mode", None),
-            "backbone": cfg.model.backbone,
-            "dataset": ds.name,
-            "n_train": int(len(splits.train)),
-            "n_val": int(len(splits.val)),
-            "n_test": int(len(splits.test)),
-            "n_classes": len(info.classes),
-            "epochs": epochs_run,
-            "max_epochs": tc.epochs,
-            "global_step": int(trainer.global_step),
-            **monitor_cb.figures(),
-            "total_time_s": round(time.perf_counter() - t_start, 3),
-            "stopped_early": stopped_early,
-            "stop_reason": (
-                trend.reason
-                if trend is not None and trend.reason
-                else ("early_stopping" if stopped_early else None)
-            ),
-            "best_metric": {
-                "name": monitor,
-                "mode": mode,
-                "value": None if best is None else float(best),
-                "checkpoint": rd.CKPT_DIR + "/" + rd.BEST if (ckpt_dir / rd.BEST).is_file() else None,
-            },
-            "final_metrics": final,
-            "device": str(method.device.type),
-            "world_size": int(trainer.world_size),
-            "precision": tc.precision,
-            "resumed": resume,
-        }
-        rd.write_json(out / rd.SUMMARY, summary)
+        write_json(paths.summary, summary)
+        write_state(out, "finished")
     return out

@@ -1,67 +1,123 @@
-"""The run directory: its layout, its guards and atomic writes.
+"""What training does to a run directory: refuse to clobber, replace safely, resume compatibly.
 
-```
-RUN_DIR/
-  config.yaml          resolved RunConfig (method flat)
-  data.json            dataset name/size/channels, classes, split indices, scaler, target column
-  checkpoints/last.ckpt   latest state (every epoch; also every N steps with train.checkpoint_every_n_steps)
-  checkpoints/best.ckpt   best epoch by summary.json's best_metric.name
-  metrics.csv          one row per epoch
-  summary.json         method, backbone, epochs, timings, peak memory, stopped_early, best metric
-```
+The layout itself (file names, the atomic writer, records, run state) is owned by
+:mod:`biorep.rundir`; this module holds training's rules on top of it:
+
+- :func:`check_run_dir` refuses an occupied folder without ``--overwrite``/``--resume`` (before any
+  work starts, so nothing is touched);
+- :class:`Replacement` moves an old run aside for ``--overwrite`` and deletes it only once the new run
+  has written its first checkpoint; a failure before then restores it;
+- :func:`resume_changes` refuses a ``--resume`` whose config changes the data, model, views or method
+  (or a train field the saved state depends on), naming the field, and lists the allowed changes.
 """
 
 from __future__ import annotations
 
-import json
+import logging
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from biorep.errors import RunDirError
-from biorep.training.callbacks import atomic_write_text
+from biorep.rundir import CONFIG, RunPaths, is_rank_zero_process, read_state
 
-CONFIG = "config.yaml"
-DATA = "data.json"
-SUMMARY = "summary.json"
-METRICS = "metrics.csv"
-CKPT_DIR = "checkpoints"
-LAST = "last.ckpt"
-BEST = "best.ckpt"
+__all__ = ["Replacement", "check_run_dir", "is_rank_zero_process", "resume_changes"]
 
+log = logging.getLogger("biorep.training")
 
-def is_rank_zero_process() -> bool:
-    """False in the extra processes Lightning launches for DDP (they re-run the command)."""
-    return all(int(os.environ.get(k, "0") or 0) == 0 for k in ("LOCAL_RANK", "NODE_RANK", "GROUP_RANK"))
+#: train fields a resumed run may change (they do not alter the state saved in the checkpoint).
+RESUME_MAY_CHANGE = {
+    "epochs", "min_lr", "early_stopping", "num_workers", "limit_val_batches", "limit_train_batches",
+    "checkpoint_every_n_steps", "checkpoint_every_minutes", "val_check", "tracemalloc", "progress",
+    "progress_every_minutes", "deterministic",
+}
+#: data fields that may differ (where the files are; the data fingerprint checks they are the same).
+DATA_MAY_CHANGE = {"root"}
 
 
 def check_run_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
     """Refuse to clobber an existing run (without ``overwrite``) or to resume a missing one."""
+    paths = RunPaths(out)
     if resume:
-        if not (out / CKPT_DIR / LAST).is_file():
-            raise RunDirError(f"{out}: cannot --resume, no {CKPT_DIR}/{LAST} in it")
+        if not paths.config.is_file():
+            raise RunDirError(f"{out}: cannot --resume, it is not a biorep run directory (no {CONFIG})")
         return
     if out.exists() and not out.is_dir():
         raise RunDirError(f"{out}: exists and is not a directory")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
+        state = read_state(out)
+        if state is not None and state.status in ("interrupted", "failed"):
+            raise RunDirError(
+                f"{out}: holds a run that {state.status.replace('interrupted', 'was interrupted')}; "
+                "pass --resume to finish it, or --overwrite to replace it"
+            )
         raise RunDirError(
             f"{out}: run directory already exists and is not empty; pass --overwrite to replace it "
             "or --resume to continue it"
         )
 
 
-def write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
+class Replacement:
+    """``--overwrite`` without losing the old run to a failed new one.
+
+    :meth:`begin` renames an existing ``out`` to a hidden sibling and creates an empty ``out``;
+    :meth:`commit` (called once the new run has a checkpoint) deletes the old one; :meth:`rollback`
+    (on a failure before that) deletes the partial new run and puts the old one back.
+    """
+
+    def __init__(self, out: Path) -> None:
+        self.out = Path(out)
+        self.aside: Path | None = None
+
+    def begin(self) -> None:
+        if self.out.is_dir() and any(self.out.iterdir()):
+            self.aside = self.out.with_name(f".{self.out.name}.replaced-{os.getpid()}")
+            if self.aside.exists():
+                shutil.rmtree(self.aside)
+            os.replace(self.out, self.aside)
+        self.out.mkdir(parents=True, exist_ok=True)
+
+    def commit(self) -> None:
+        if self.aside is not None and self.aside.exists():
+            shutil.rmtree(self.aside, ignore_errors=True)
+        self.aside = None
+
+    def rollback(self) -> None:
+        if self.aside is None or not self.aside.exists():
+            return
+        shutil.rmtree(self.out, ignore_errors=True)
+        os.replace(self.aside, self.out)
+        log.warning("the new run failed before its first checkpoint; %s is restored as it was", self.out)
+        self.aside = None
 
 
-def write_yaml(path: Path, obj: Any) -> None:
-    atomic_write_text(path, yaml.safe_dump(obj, sort_keys=False))
+def _diff(old: Any, new: Any, prefix: str) -> list[tuple[str, Any, Any]]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[tuple[str, Any, Any]] = []
+        for key in sorted(set(old) | set(new), key=str):
+            out += _diff(old.get(key), new.get(key), f"{prefix}.{key}")
+        return out
+    return [] if old == new else [(prefix, old, new)]
 
 
-def read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise RunDirError(f"{path}: missing — is {path.parent} a biorep run directory?") from None
+def resume_changes(saved: dict[str, Any], new: dict[str, Any], source: Path) -> list[str]:
+    """The allowed differences between a run's saved config and the one it is resumed with.
+
+    Raises a :class:`RunDirError` naming the first field that may not change.
+    """
+    allowed: list[str] = []
+    for section in ("data", "views", "model", "method", "train"):
+        for key, old, new_value in _diff(saved.get(section), new.get(section), section):
+            field = key.split(".")[1] if "." in key else key
+            ok = (section == "train" and field in RESUME_MAY_CHANGE) or (
+                section == "data" and field in DATA_MAY_CHANGE
+            )
+            if not ok:
+                raise RunDirError(
+                    f"{source}: cannot --resume with {key} changed ({old!r} → {new_value!r}); a resumed run "
+                    f"keeps its data, views, model, method and optimiser — start a new run (another --out) "
+                    "instead"
+                )
+            allowed.append(f"{key}: {old!r} → {new_value!r}")
+    return allowed

@@ -18,6 +18,7 @@ import pandas as pd
 from sklearn import metrics as skm
 
 from biorep.errors import DataError
+from biorep.evaluate.calibration import calibration_summary, softmax
 from biorep.evaluate.context import EVALUATIONS, EvalContext, EvalResult
 
 
@@ -127,12 +128,26 @@ def predictions_table(
 
 @EVALUATIONS.register("classification")
 def run_classification(ctx: EvalContext) -> EvalResult:
-    """Score the classifier outputs of ``ctx`` (``probs`` or ``logits``) on its test rows."""
+    """Score the classifier outputs of ``ctx`` (``probs`` or ``logits``) on its test rows.
+
+    With logits, ``summary["calibration"]`` holds temperature scaling fitted on the context's
+    calibration rows (``train_idx``: the run's validation split when the evaluator supplies it;
+    none → temperature 1), the ECE and NLL of the test rows before/after and the accuracy-vs-coverage
+    table (:mod:`biorep.evaluate.calibration`); the table gains ``confidence_calibrated``.
+    """
     probs = ctx.probabilities()
     if probs is None:
         raise DataError("classification needs probabilities or logits (this model has no classifier)")
-    _, test = ctx.split()
-    y = ctx.targets()[test]
+    calib, test = ctx.split()
+    targets = ctx.targets()
+    y = targets[test]
     summary = classification_metrics(y, probs[test], ctx.class_names())
     table = predictions_table(ctx.meta.iloc[test], y, probs[test], ctx.class_names())
+    if ctx.logits is not None:
+        logits = np.asarray(ctx.logits, dtype=np.float64)
+        has_calib = ctx.train_idx is not None and len(calib) > 0
+        cal = calibration_summary(logits[calib] if has_calib else None, targets[calib] if has_calib else None,
+                                  logits[test], y)
+        summary["calibration"] = cal
+        table["confidence_calibrated"] = softmax(logits[test] / cal["temperature"]).max(axis=1)
     return EvalResult("classification", summary, table)

@@ -281,9 +281,30 @@ class Evaluator:
             train_idx, test_idx = np.arange(n_f), np.arange(n_f, n_f + len(z_e))
         else:
             z, meta, logits, train_idx, test_idx = z_e, meta_e, logits_e, None, None
+            cal = self._calibration_rows() if name == "classification" and logits is not None else None
+            if cal is not None:  # the run's validation rows first: temperature scaling is fitted on them
+                z_c, meta_c, logits_c = cal
+                n_c = len(z_c)
+                z, meta = np.concatenate([z_c, z_e]), pd.concat([meta_c, meta_e], ignore_index=True)
+                logits = np.concatenate([logits_c, logits_e])
+                train_idx, test_idx = np.arange(n_c), np.arange(n_c, n_c + len(z_e))
         ctx = EvalContext(z, meta, label_column=label, classes=classes or None, logits=logits,
                           group_columns=groups, train_idx=train_idx, test_idx=test_idx)
         return ctx, opts
+
+    def _calibration_rows(self) -> tuple[np.ndarray, pd.DataFrame, np.ndarray] | None:
+        """Embeddings, metadata and logits of the run's validation split, for calibrating the test
+        split's confidences (None for other data or splits, or without validation rows)."""
+        if self.foreign or self.split != "test":
+            return None
+        idx = split_indices(self.run, self.own.ds, "val", own=True)
+        if len(idx) == 0:
+            return None
+        emb = embed_rows(self.run, self.own.ds, idx, self.run_dir / EMBEDDINGS_DIR, "val",
+                         reuse=True, batch_size=self.batch_size, device=self.device)
+        if emb.logits is None:
+            return None
+        return emb.z, _attach(emb.meta, self.own.meta), emb.logits
 
     def _label_classes(self, fit: bool) -> list[str]:
         classes = list(self.own.classes) if (not self.foreign or fit) else []

@@ -89,6 +89,8 @@ def cluster_groups(
     max_points: int | None = 5000,
     metric_space: str = "umap",
     seed: int = 0,
+    bootstrap: int = 0,
+    bootstrap_by: str | Sequence[str] | None = None,
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """UMAP + HDBSCAN sweep within each group.
 
@@ -101,6 +103,9 @@ def cluster_groups(
         min_cluster_sizes: HDBSCAN sweep; sizes larger than a group are skipped for it.
         max_points: subsample each group to at most this many points (fixed ``seed``); None = all.
         metric_space: ``"umap"`` (the clustered coordinates) or ``"embedding"``.
+        bootstrap: with N > 0, a ``bootstrap`` block: percentile CI of the median over groups of
+            the best-size silhouette, from N resamples of the clustered (non-noise) points' silhouette
+            values (or of whole ``bootstrap_by`` units); the clustering itself is not redone.
 
     Returns:
         ``(summary, table)``: one table row per (group, min_cluster_size) with ``n_points`` and the
@@ -123,6 +128,7 @@ def cluster_groups(
         groups = [("all", np.arange(len(meta)))]
     rng = np.random.default_rng(seed)
     rows, skipped = [], []
+    best_fit: dict[str, tuple[float, np.ndarray, np.ndarray, np.ndarray]] = {}  # group → (sil, idx, space, labels)
     for key, idx in groups:
         name = "/".join(map(str, key)) if isinstance(key, tuple) else str(key)
         if max_points is not None and len(idx) > max_points:
@@ -138,8 +144,10 @@ def cluster_groups(
             if size > len(idx):
                 continue
             labels = HDBSCAN(min_cluster_size=size, copy=True).fit_predict(coords)
-            rows.append({"group": name, "min_cluster_size": size, "n_points": len(idx),
-                         **cluster_metrics(space, labels, truth)})
+            m = cluster_metrics(space, labels, truth)
+            rows.append({"group": name, "min_cluster_size": size, "n_points": len(idx), **m})
+            if bootstrap and m["silhouette"] is not None and m["silhouette"] > best_fit.get(name, (-np.inf,))[0]:
+                best_fit[name] = (m["silhouette"], idx, space, labels)
     table = pd.DataFrame(rows)
     summary: dict[str, Any] = {
         "group_by": cols, "label_column": label_column, "n_components": n_components,
@@ -154,7 +162,36 @@ def cluster_groups(
         numeric = table[metric_cols].astype(float).assign(min_cluster_size=table["min_cluster_size"])
         med = numeric.groupby("min_cluster_size").median().reset_index()
         summary["median_over_groups"] = med.to_dict(orient="records")
+    if bootstrap and best_fit:
+        summary["bootstrap"] = _silhouette_bootstrap(best_fit, meta, as_list(bootstrap_by), bootstrap, seed)
     return summary, table
+
+
+def _silhouette_bootstrap(
+    best: dict[str, tuple[float, np.ndarray, np.ndarray, np.ndarray]], meta: pd.DataFrame,
+    by: list[str], n_boot: int, seed: int,
+) -> dict[str, Any]:
+    from biorep.evaluate.stats import ci_record, unit_labels
+
+    values, owner, rows = [], [], []
+    for gi, (_, idx, space, labels) in enumerate(best.values()):
+        core = labels >= 0
+        values.append(skm.silhouette_samples(space[core], labels[core]))
+        owner.append(np.full(int(core.sum()), gi))
+        rows.append(idx[core])
+    v, o, r = np.concatenate(values), np.concatenate(owner), np.concatenate(rows)
+    n_groups = len(best)
+
+    def stat(sel: np.ndarray) -> float:
+        sums = np.bincount(o[sel], weights=v[sel], minlength=n_groups)
+        counts = np.bincount(o[sel], minlength=n_groups)
+        present = counts > 0
+        return float(np.median(sums[present] / counts[present])) if present.any() else float("nan")
+
+    groups = unit_labels(meta.iloc[r].reset_index(drop=True), by)
+    if groups is not None:
+        groups = np.char.add(o.astype(str), np.char.add("|", groups.astype(str)))
+    return ci_record(stat, len(v), metric="silhouette", groups=groups, by=by, n_boot=n_boot, seed=seed)
 
 
 @EVALUATIONS.register("clustering")
@@ -169,6 +206,8 @@ def run_clustering(
     min_cluster_sizes: Sequence[int] = DEFAULT_MIN_CLUSTER_SIZES,
     max_points: int | None = 5000,
     metric_space: str = "umap",
+    bootstrap: int = 0,
+    bootstrap_by: list[str] | None = None,
     seed: int = 0,
 ) -> EvalResult:
     """Registry adapter of :func:`cluster_groups` on ``ctx``'s test rows (``group_by`` defaults to
@@ -178,5 +217,6 @@ def run_clustering(
     summary, table = cluster_groups(
         ctx.embeddings[test], ctx.meta.iloc[test].reset_index(drop=True), group_by=group_by,
         label_column=label_column, n_components=n_components, n_neighbors=n_neighbors, min_dist=min_dist,
-        min_cluster_sizes=min_cluster_sizes, max_points=max_points, metric_space=metric_space, seed=seed)
+        min_cluster_sizes=min_cluster_sizes, max_points=max_points, metric_space=metric_space, seed=seed,
+        bootstrap=bootstrap, bootstrap_by=bootstrap_by)
     return EvalResult("clustering", summary, table)

@@ -63,6 +63,8 @@ def drug_similarity(
     group_by: str | Sequence[str] | None = None,
     max_per_set: int | None = 2000,
     seed: int = 0,
+    bootstrap: int = 0,
+    bootstrap_by: str | Sequence[str] | None = None,
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """Distance between two treatments expected to act alike, relative to their distance to control.
 
@@ -79,6 +81,9 @@ def drug_similarity(
         group_by: column(s) to compute per group (None: one group, ``"all"``).
         max_per_set: subsample each set to at most this many samples (fixed ``seed``) to bound the
             pairwise-distance matrices; None = no limit.
+        bootstrap: with N > 0, a ``bootstrap`` block in the summary: percentile CI of the median
+            over groups of ``d``, resampling samples (or whole ``bootstrap_by`` units, e.g. fields
+            ``[well, site]``) N times (:func:`biorep.evaluate.stats.ci_record`).
 
     Returns:
         ``(summary, per_group)``: the summary holds median and MAD (unscaled) over groups of ``D``,
@@ -98,6 +103,7 @@ def drug_similarity(
             raise DataError(f"similarity: selector {name} ({describe(spec)}) matches no sample")
     rng = np.random.default_rng(seed)
     rows, skipped = [], []
+    kept: list[dict[str, np.ndarray]] = []  # per group: the rows of a, b and control (for the bootstrap)
     for key, idx in _groups(meta, group_by):
         sets = {}
         for name, m in masks.items():
@@ -109,6 +115,7 @@ def drug_similarity(
             skipped.append({"group": _key_str(key), "reason": "missing " + ", ".join(
                 n for n, s in sets.items() if len(s) == 0)})
             continue
+        kept.append(sets)
         d_ab = _median_distance(z[sets["a"]], z[sets["b"]])
         d_ac = _median_distance(z[sets["a"]], z[sets["control"]])
         d_bc = _median_distance(z[sets["b"]], z[sets["control"]])
@@ -128,7 +135,50 @@ def drug_similarity(
     }
     for col in ("D", "D_inv", "d"):
         summary[col] = _median_mad(table[col].tolist())
+    if bootstrap and kept:
+        summary["bootstrap"] = _similarity_bootstrap(z, meta, kept, n_boot=bootstrap, by=as_list(bootstrap_by),
+                                                     seed=seed)
     return summary, table
+
+
+def _similarity_bootstrap(
+    z: np.ndarray, meta: pd.DataFrame, kept: list[dict[str, np.ndarray]], *, n_boot: int,
+    by: list[str], seed: int,
+) -> dict[str, Any]:
+    """CI of the median over groups of d, resampling the groups' samples (or ``by`` units)."""
+    from biorep.evaluate.stats import ci_record, unit_labels
+
+    rows = np.concatenate([np.concatenate([g["a"], g["b"], g["control"]]) for g in kept])
+    owner, role, local = [], [], []  # per pooled row: its group, its set (0 a, 1 b, 2 control), position
+    mats = []
+    for gi, g in enumerate(kept):
+        for r, name in enumerate(("a", "b", "control")):
+            owner += [gi] * len(g[name])
+            role += [r] * len(g[name])
+            local += list(range(len(g[name])))
+        mats.append((cdist(z[g["a"]], z[g["b"]]), cdist(z[g["a"]], z[g["control"]]),
+                     cdist(z[g["b"]], z[g["control"]])))
+    owner_a, role_a, local_a = np.asarray(owner), np.asarray(role), np.asarray(local)
+
+    def stat(idx: np.ndarray) -> float:
+        ds = []
+        for gi, (ab, ac, bc) in enumerate(mats):
+            mine = idx[owner_a[idx] == gi]
+            ia = local_a[mine[role_a[mine] == 0]]
+            ib = local_a[mine[role_a[mine] == 1]]
+            ic = local_a[mine[role_a[mine] == 2]]
+            if not (len(ia) and len(ib) and len(ic)):
+                continue
+            d_ab = np.median(ab[np.ix_(ia, ib)])
+            d_hat = (np.median(ac[np.ix_(ia, ic)]) + np.median(bc[np.ix_(ib, ic)])) / 2.0
+            if d_hat > 0:
+                ds.append((d_hat - d_ab) / d_hat)
+        return float(np.median(ds)) if ds else float("nan")
+
+    groups = unit_labels(meta.iloc[rows].reset_index(drop=True), by)
+    if groups is not None:  # units never span two groups of the task
+        groups = np.char.add(owner_a.astype(str), np.char.add("|", groups.astype(str)))
+    return ci_record(stat, len(rows), metric="d", groups=groups, by=by, n_boot=n_boot, seed=seed)
 
 
 def _key_str(key: Any) -> str:
@@ -144,12 +194,15 @@ def run_similarity(
     control: Mapping[str, Any],
     group_by: str | list[str] | None = None,
     max_per_set: int | None = 2000,
+    bootstrap: int = 0,
+    bootstrap_by: list[str] | None = None,
     seed: int = 0,
 ) -> EvalResult:
     """Registry adapter of :func:`drug_similarity` (``group_by`` defaults to ``ctx.group_columns``)."""
     group_by = ctx.group_columns if group_by is None else group_by
     summary, table = drug_similarity(ctx.embeddings, ctx.meta, a, b, control, group_by=group_by,
-                                     max_per_set=max_per_set, seed=seed)
+                                     max_per_set=max_per_set, seed=seed, bootstrap=bootstrap,
+                                     bootstrap_by=bootstrap_by)
     return EvalResult("similarity", summary, table)
 
 
@@ -245,6 +298,8 @@ def treated_vs_control(
     val_fraction: float = 0.25,
     max_iter: int = 200,
     seed: int = 0,
+    bootstrap: int = 0,
+    bootstrap_by: str | Sequence[str] | None = None,
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """Drug-treated vs control classification with an MLP on frozen embeddings.
 
@@ -259,6 +314,10 @@ def treated_vs_control(
     Hyper-parameters come from a small grid (learning rate × L2 alpha × hidden size; SGD with
     momentum, standardised inputs), chosen on an inner split of the training rows that keeps the
     ``holdout_column`` groups apart when there are at least two.
+
+    With ``bootstrap`` N > 0 the summary gains a ``bootstrap`` block: the percentile CI of the
+    overall ROC-AUC over N resamples of the held-out samples (or of whole ``bootstrap_by`` units,
+    e.g. fields ``[well, site]``); the model is not refitted.
 
     Returns:
         ``(summary, per_group)``: the summary holds ``overall`` binary metrics (accuracy, precision,
@@ -327,6 +386,21 @@ def treated_vs_control(
         "per_group": rows,
         "folds": fold_info,
     }
+    if bootstrap:
+        from sklearn.metrics import roc_auc_score
+
+        from biorep.evaluate.stats import ci_record, unit_labels
+
+        rows_s = np.flatnonzero(scored)
+        ys, ps = y[rows_s], prob[rows_s]
+
+        def auc(idx: np.ndarray) -> float:
+            return float(roc_auc_score(ys[idx], ps[idx])) if len(np.unique(ys[idx])) == 2 else float("nan")
+
+        units = as_list(bootstrap_by)
+        summary["bootstrap"] = ci_record(
+            auc, len(rows_s), metric="roc_auc", by=units, n_boot=bootstrap, seed=seed,
+            groups=unit_labels(meta.iloc[rows_s].reset_index(drop=True), units))
     return summary, table
 
 
@@ -341,6 +415,8 @@ def run_treated_vs_control(
     grid: Mapping[str, Sequence[Any]] | None = None,
     val_fraction: float = 0.25,
     max_iter: int = 200,
+    bootstrap: int = 0,
+    bootstrap_by: list[str] | None = None,
     seed: int = 0,
 ) -> EvalResult:
     """Registry adapter of :func:`treated_vs_control`.
@@ -361,5 +437,5 @@ def run_treated_vs_control(
     summary, table = treated_vs_control(
         z, meta, control, treated, holdout_column=holdout_column, test_mask=test_mask,
         report_by=report_by or ctx.group_columns or None, grid=grid, val_fraction=val_fraction,
-        max_iter=max_iter, seed=seed)
+        max_iter=max_iter, seed=seed, bootstrap=bootstrap, bootstrap_by=bootstrap_by)
     return EvalResult("treated_vs_control", summary, table)

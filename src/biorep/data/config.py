@@ -47,13 +47,18 @@ class IntensityConfig(_Strict):
 
     ``range`` divides by the dtype range, ``percentile`` clips per channel to the ``low``/``high``
     percentiles, ``auto`` = range for uint8 and percentile otherwise, ``none`` only casts to float.
-    ``invert`` (``auto``: when the background is bright) flips values so background maps to ≈ 0.
+    ``invert`` flips values so background maps to ≈ 0 (``auto``: for dark-on-light images).
+    ``polarity`` is the raw images' contrast: ``auto`` detects it on the training images (object
+    pixels vs the border), ``dark_on_light`` (G-banding, bright-field) or ``light_on_dark``
+    (Q-banding, fluorescence) forces it. Every run thus sees bright objects on dark, so a run
+    fine-tuned from another gets the polarity the other was trained on.
     """
 
     mode: Literal["auto", "range", "percentile", "none"] = "auto"
     low: float = Field(0.5, ge=0, le=100)
     high: float = Field(99.5, ge=0, le=100)
     invert: Literal["auto"] | bool = "auto"
+    polarity: Literal["auto", "dark_on_light", "light_on_dark"] = "auto"
 
     @model_validator(mode="after")
     def _ordered(self) -> IntensityConfig:

@@ -250,6 +250,8 @@ def decode_cached(
         "background": bg_setting,
         "channels": channels,
     }
+    if geometry.pixel_size is not None:  # only then: caches of every other setting keep their key
+        settings["pixel_size"] = geometry.pixel_size
     key = cache_key(files, settings, origin=origin)
     img_path, sizes_path, sidecar = cache_files(name, key)
     cached = _read_cache(img_path, sizes_path, sidecar, len(files))
@@ -298,7 +300,7 @@ def decode_cached(
             else:
                 size = geometry.size
             scale = (
-                auto_scale(orig[:, 0], orig[:, 1], size) if geometry.scale == "auto" else float(geometry.scale)
+                auto_scale(orig[:, 0], orig[:, 1], size) if geometry.scale == "auto" else geometry.resize_factor()
             )
 
             tmp_img = img_path.with_name(f"{img_path.name}.tmp-{os.getpid()}.npy")

@@ -25,11 +25,31 @@ class GeometryConfig(_Strict):
     99th percentile of ``max(h, w)`` into ``size``) and centres it on a canvas filled with the
     background, so relative sizes survive; ``resize`` stretches each image to ``size × size``;
     ``none`` requires all images to already be ``size × size``-like squares of one size.
+
+    Physical canvas scale: ``pixel_size`` (None = 1) is the length one pixel of these images covers,
+    relative to the data set whose ``scale`` you reuse. With a numeric ``scale`` the resize factor is
+    ``scale × pixel_size``, so a chromosome covers as many canvas pixels in a lab's set imaged at
+    another resolution as in the set a run was trained on: to fine-tune a Pki-3 run (scale 0.4706)
+    on images taken at 0.7× its resolution (pixels 1/0.7 as long), give ``scale: 0.4706`` and
+    ``pixel_size: 1.4286``. ``scale: auto`` fits each data set's own 99th-percentile length into the
+    canvas instead (pixel size then plays no part).
     """
+
+    def resize_factor(self) -> float:
+        """The factor applied to every image: ``scale × pixel_size`` (a numeric scale only)."""
+        if self.scale == "auto":
+            raise ValueError("scale auto has no fixed factor; it is fitted on the data")
+        return float(self.scale) * (self.pixel_size if self.pixel_size is not None else 1.0)
 
     mode: Literal["canvas", "resize", "none"] = "canvas"
     size: int = Field(64, gt=0, le=4096, description="Side of the square output images in pixels.")
     scale: Literal["auto"] | float = Field("auto", description="Common scale factor for canvas mode.")
+    pixel_size: float | None = Field(
+        None,
+        gt=0,
+        description="Physical size of one image pixel relative to the reference data set's (1.0); with a "
+        "numeric scale, images are resized by scale × pixel_size (the physical canvas scale).",
+    )
     background: Literal["auto"] | float | None = Field(
         None, description="Fill value in raw units; None = the data set's default; auto = median border pixel."
     )
@@ -104,6 +124,7 @@ class DataConfig(_Strict):
     image folder or to a CSV/Parquet manifest. ``channels`` is a channel count to enforce (int), a
     list of channel indices to keep, or ``None`` (all; count inferred from the majority of files).
     ``options`` are data-set specific (e.g. ``n_karyograms`` for ``synthetic-karyotype``).
+    ``class_map`` renames classes (a lab's ``chr1`` → ``1``) before ``classes`` orders them.
 
     Example:
         >>> DataConfig(dataset="my_manifest.csv", label="compound", group="plate").label
@@ -115,6 +136,11 @@ class DataConfig(_Strict):
     label: str | None = None
     group: str | None = None
     classes: list[str] | None = None
+    class_map: dict[str, str] = Field(
+        default_factory=dict,
+        description="Rename classes: {name in this data set: name to use}, e.g. {chr1: '1'} to train "
+        "with another set's naming; names not listed are kept.",
+    )
     path_column: str = "path"
     channels: int | list[int] | None = None
     options: dict[str, Any] = Field(default_factory=dict)

@@ -21,7 +21,14 @@ from biorep.data.builtins import DATASETS
 from biorep.data.cache import decode_cached
 from biorep.data.config import DataConfig
 from biorep.data.dataset import ImageDataset
-from biorep.data.sources import MANIFEST_SUFFIXES, Source, encode_labels, read_folder, read_manifest
+from biorep.data.sources import (
+    MANIFEST_SUFFIXES,
+    Source,
+    _label_strings,
+    encode_labels,
+    read_folder,
+    read_manifest,
+)
 from biorep.errors import DataError
 
 
@@ -54,6 +61,19 @@ def resolve_source(cfg: DataConfig) -> Source:
     return src
 
 
+def apply_class_map(src: Source, class_map: dict[str, str]) -> Source:
+    """Rename ``src``'s classes through ``class_map`` (``data.class_map``: name → new name; names
+    not in it are kept, several names may map to one). Applied after the data set's own naming."""
+    if not class_map or src.label_column is None:
+        return src
+    own = dict(src.label_names or {})
+    raw = {v for v in _label_strings(src.meta[src.label_column]) if v is not None} | set(own)
+    src.label_names = {v: class_map.get(own.get(v, v), own.get(v, v)) for v in raw}
+    if src.classes:
+        src.classes = list(dict.fromkeys(class_map.get(c, c) for c in src.classes))
+    return src
+
+
 def load_dataset(cfg: DataConfig, *, progress: bool = True) -> ImageDataset:
     """Load (decoding once, then from the memory-mapped cache) the data set ``cfg`` describes.
 
@@ -63,7 +83,7 @@ def load_dataset(cfg: DataConfig, *, progress: bool = True) -> ImageDataset:
     Raises:
         DataError: any unusable input, with the file or column named.
     """
-    src = resolve_source(cfg)
+    src = apply_class_map(resolve_source(cfg), cfg.class_map)
     classes, targets = encode_labels(src, cfg.classes or src.classes)
     group = cfg.group or src.group_column
     if group is not None and group not in src.meta.columns:

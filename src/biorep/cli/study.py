@@ -5,36 +5,54 @@ Example:
     $ biorep study configs/studies/screening-16.yaml --set train.epochs=50 --out runs/s16-e50
     $ biorep study configs/studies/screening-16.yaml --only byol-random-multi --no-report
 
-The study folder holds ``runs/<setup>/`` (one run directory per setup), ``study.json``,
-``results.csv`` / ``results.md`` (one row per setup, rewritten after every setup) and ``report.html``
-(the comparison report, regenerated on every call). Running the same command again skips finished
-setups, resumes interrupted ones from their last checkpoint and evaluates what is missing.
+The study folder holds ``runs/<setup>/`` (one run directory per setup; ``<setup>@<fold>`` when the
+study has folds), ``study.json``, ``results.csv`` / ``results.md`` (one row per run, rewritten after
+every setup) and ``report.html`` (the comparison report, regenerated on every call). Running the same
+command again skips finished setups, resumes interrupted ones from their last checkpoint and
+evaluates what is missing.
 
 Every setup is trained in a fresh child process (``--isolate``, the default), so each run's
 ``peak_rss_mb`` is its own peak rather than the largest of all setups trained before it in the same
 process (``ru_maxrss`` only grows), and memory is returned to the system between setups.
+
+A thin layer over :mod:`biorep.study.session` (the library functions that do the work).
 """
 
 from __future__ import annotations
 
 import math
-import multiprocessing
-import re
-import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
 import pandas as pd
 import typer
-import yaml
 from rich.console import Console
 from rich.table import Table
 
-from biorep.errors import ConfigError, RunDirError
+from biorep.errors import ConfigError
+from biorep.study.session import (  # re-exported: older scripts import them from here
+    PreparedStudy,
+    StudyResult,
+    fmt_seconds,
+    parse_overrides,
+    prepare_study,
+    run_prepared,
+    train_isolated,
+    write_study_report,
+)
+
+__all__ = [
+    "PreparedStudy",
+    "StudyResult",
+    "parse_overrides",
+    "prepare_study",
+    "register",
+    "results_rich_table",
+    "run_prepared",
+    "study_cmd",
+    "train_isolated",
+    "write_study_report",
+]
 
 _out = Console()
 
@@ -56,251 +74,6 @@ SHOWN_COLUMNS: tuple[tuple[str, str], ...] = (
     ("linear acc", "linear.summary.accuracy"),
     ("accuracy", "classification.summary.accuracy"),
 )
-
-_STATES = {
-    "done": "done — training skipped",
-    "partial": "interrupted — resuming from checkpoints/last.ckpt",
-    "new": "new",
-    "broken": "incomplete (no checkpoint) — starting again",
-}
-
-
-@dataclass
-class PreparedStudy:
-    """A study read, overridden and checked: nothing has run yet."""
-
-    config: Path
-    study: Any  # StudyConfig
-    base: dict[str, Any]
-    setups: list[Any]  # list[SetupSpec]
-    out: Path
-    only: list[str] | None = None
-    log: list[str] = field(default_factory=list)
-
-
-def parse_overrides(items: Sequence[str]) -> list[tuple[str, Any]]:
-    """``["train.epochs=50", "data.channels=[0]"]`` → ``[("train.epochs", 50), ...]`` (values are YAML)."""
-    out: list[tuple[str, Any]] = []
-    for item in items:
-        key, sep, raw = item.partition("=")
-        key = key.strip()
-        if not sep or not key or any(not part for part in key.split(".")):
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. train.epochs=50")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"--set {item!r}: value is not valid YAML ({exc})") from None
-        out.append((key, value))
-    return out
-
-
-def _validation_message(exc: Exception) -> str:
-    errors = getattr(exc, "errors", None)
-    if callable(errors):
-        try:
-            return "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or '(config)'}: {e['msg']}" for e in errors()
-            )
-        except Exception:  # not a pydantic error after all
-            pass
-    return str(exc)
-
-
-def prepare_study(
-    config: str | Path,
-    overrides: Sequence[str] = (),
-    *,
-    out: str | Path | None = None,
-    only: Sequence[str] | None = None,
-) -> PreparedStudy:
-    """Read a study, apply ``--set`` overrides and check every setup's config before any work.
-
-    ``overrides`` win over the study's own ``set`` section (they apply to the base config after it),
-    while the grid's and the extra setups' values win over both. Raises :class:`ConfigError`
-    naming the setup and the field for a config that would fail later.
-    """
-    from biorep.evaluate import EVALUATIONS
-    from biorep.study import expand_grid, load_study, setup_config
-    from biorep.study.grid import set_dotted
-    from biorep.training import RunConfig
-
-    config = Path(config)
-    study, base = load_study(config)
-    for key, value in parse_overrides(overrides):
-        set_dotted(base, key, value)
-    setups = expand_grid(study)
-    if not setups:
-        raise ConfigError(f"{config}: the study has no setups (empty grid and no extra)")
-    for setup in setups:
-        try:
-            RunConfig.model_validate(setup_config(base, setup))
-        except Exception as exc:  # pydantic ValidationError (or a ConfigError from a validator)
-            raise ConfigError(
-                f"{config}: setup {setup.name!r}: {_validation_message(exc)}"
-            ) from None
-    _check_evaluations(config, study, EVALUATIONS)
-    names = [s.name for s in setups]
-    if only:
-        unknown = [n for n in only if n not in names]
-        if unknown:
-            raise ConfigError(
-                f"--only {', '.join(unknown)}: no such setup in {config} (setups: {', '.join(names)})"
-            )
-    target = Path(out) if out is not None else Path("runs") / study.name
-    return PreparedStudy(config, study, base, setups, target, list(only) if only else None)
-
-
-def _check_evaluations(config: Path, study: Any, registry: Any) -> None:
-    from biorep.evaluate.run import check_options
-
-    names = study.evaluations
-    for name in [*(names or []), *study.evaluation_options]:
-        if name not in registry:
-            raise ConfigError(
-                f"{config}: evaluations: unknown evaluation {name!r} (known: {', '.join(sorted(registry))})"
-            )
-    if names is not None:
-        stray = sorted(set(study.evaluation_options) - set(names))
-        if stray:
-            raise ConfigError(
-                f"{config}: evaluation_options: {', '.join(stray)} not listed under evaluations"
-            )
-    for name, opts in study.evaluation_options.items():
-        check_options(name, opts, complete=False)
-
-
-# ----------------------------------------------------------------------------- training a setup
-def _train_here(cfg: dict[str, Any], run_dir: str, resume: bool) -> str:
-    """Train one setup in this process (the child's entry point with ``--isolate``)."""
-    from biorep.training import RunConfig, train
-
-    return str(train(RunConfig.model_validate(cfg), Path(run_dir), resume=resume))
-
-
-def train_isolated(cfg: dict[str, Any], run_dir: Path, resume: bool) -> Path:
-    """Train one setup in a fresh (spawned) child process and wait for it.
-
-    User errors raised in the child come back as they are; a child that dies (killed, out of memory)
-    becomes a :class:`RunDirError` — its last checkpoint, if any, is resumed on the next call.
-    """
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
-        try:
-            return Path(pool.submit(_train_here, cfg, str(run_dir), resume).result())
-        except BrokenProcessPool:
-            raise RunDirError(
-                f"{run_dir}: the training process died (killed, or out of memory?); run the same "
-                "command again to resume from its last checkpoint"
-            ) from None
-
-
-# ----------------------------------------------------------------------------- running
-@dataclass
-class StudyResult:
-    """What :func:`run_prepared` returns: the results table, the study folder and the report."""
-
-    table: pd.DataFrame
-    out: Path
-    report: Path | None
-    wall_time_s: float
-    timings: dict[str, dict[str, float]]
-
-
-def run_prepared(
-    prep: PreparedStudy,
-    *,
-    report: bool = True,
-    isolate: bool = True,
-    projection: str = "auto",
-    echo: Callable[[str], None] = print,
-    train_fn: Callable[[dict[str, Any], Path, bool], Any] | None = None,
-    evaluate_fn: Callable[[Path, list[str] | None, dict[str, dict[str, Any]]], dict[str, Any]] | None = None,
-) -> StudyResult:
-    """Train and evaluate the setups of ``prep`` (resumably), then write the comparison report.
-
-    ``train_fn`` / ``evaluate_fn`` replace the defaults (a child process per training with
-    ``isolate``; :func:`biorep.evaluate.run.evaluate_run`); timings per setup are echoed and returned.
-    """
-    from biorep.study import run_study
-
-    timings: dict[str, dict[str, float]] = {}
-    inner_train = train_fn or (train_isolated if isolate else _train_in_process)
-    inner_eval = evaluate_fn or _evaluate
-
-    def timed_train(cfg: dict[str, Any], run_dir: Path, resume: bool) -> Any:
-        start = time.perf_counter()
-        result = inner_train(cfg, run_dir, resume)
-        took = time.perf_counter() - start
-        timings.setdefault(run_dir.name, {})["train_s"] = took
-        echo(f"    trained in {_fmt_s(took)}{_summary_note(run_dir)}")
-        return result
-
-    def timed_eval(run_dir: Path, names: list[str] | None, options: dict[str, dict[str, Any]]) -> Any:
-        start = time.perf_counter()
-        result = inner_eval(run_dir, names, options)
-        took = time.perf_counter() - start
-        timings.setdefault(run_dir.name, {})["evaluate_s"] = took
-        failed = sorted(k for k, v in (result or {}).items() if isinstance(v, dict) and "error" in v)
-        note = f" (could not run: {', '.join(failed)})" if failed else ""
-        echo(f"    evaluated in {_fmt_s(took)}{note}")
-        return result
-
-    def log(message: str) -> None:
-        m = re.match(r"^(\[\d+/\d+\] .+): (done|partial|new|broken)$", message)
-        echo(f"{m.group(1)}: {_STATES[m.group(2)]}" if m else message)
-
-    start = time.perf_counter()
-    echo(f"study {prep.study.name!r}: {len(prep.only or prep.setups)} setup(s) into {prep.out}")
-    table = run_study(prep.study, prep.base, prep.out, train_fn=timed_train, evaluate_fn=timed_eval,
-                      only=prep.only, log=log)
-    report_path = None
-    if report:
-        report_path = write_study_report(prep, projection=projection)
-        if report_path is not None:
-            echo(f"report written to {report_path}")
-    return StudyResult(table, prep.out, report_path, time.perf_counter() - start, timings)
-
-
-def _train_in_process(cfg: dict[str, Any], run_dir: Path, resume: bool) -> Path:
-    return Path(_train_here(cfg, str(run_dir), resume))
-
-
-def _evaluate(run_dir: Path, names: list[str] | None, options: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    from biorep.evaluate.run import evaluate_run
-
-    return evaluate_run(run_dir, names=names, options=options)
-
-
-def _summary_note(run_dir: Path) -> str:
-    import json
-
-    path = run_dir / "summary.json"
-    if not path.is_file():
-        return ""
-    s = json.loads(path.read_text())
-    parts = [f"{s.get('epochs')} epoch(s)" + (" (stopped early)" if s.get("stopped_early") else "")]
-    if s.get("time_per_epoch_s"):
-        parts.append(f"{s['time_per_epoch_s']:.1f} s/epoch")
-    if s.get("peak_rss_mb"):
-        parts.append(f"peak RSS {s['peak_rss_mb']:.0f} MiB")
-    return " — " + ", ".join(parts)
-
-
-def _fmt_s(seconds: float) -> str:
-    return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
-
-
-def write_study_report(prep: PreparedStudy, *, projection: str = "auto") -> Path | None:
-    """(Re)write ``<out>/report.html`` comparing every finished setup; None when none has finished."""
-    from biorep.report import write_report
-
-    runs = [prep.out / "runs" / s.name for s in prep.setups]
-    done = [r for r in runs if (r / "summary.json").is_file()]
-    if not done:
-        return None
-    return write_report(done, prep.out / "report.html", f"study {prep.study.name}", overwrite=True,
-                        projection=projection, max_points=2000)
-
 
 # ----------------------------------------------------------------------------- printing
 def results_rich_table(table: pd.DataFrame, title: str) -> Table:
@@ -360,7 +133,7 @@ def study_cmd(
         raise
     if not result.table.empty:
         _out.print(results_rich_table(result.table, f"study {prep.study.name} — {prep.out}"))
-    _echo(f"results: {prep.out / 'results.csv'} and results.md ({_fmt_s(result.wall_time_s)})")
+    _echo(f"results: {prep.out / 'results.csv'} and results.md ({fmt_seconds(result.wall_time_s)})")
 
 
 def register(app: typer.Typer) -> None:

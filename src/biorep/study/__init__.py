@@ -1,18 +1,44 @@
-"""Grids of runs (e.g. the screening study's 16 setups), results tables and their reports."""
+"""Grids of runs (e.g. the screening study's 16 setups), results tables, folds and their reports."""
 
-from biorep.study.grid import SetupSpec, StudyConfig, expand_grid, load_study, setup_config
-from biorep.study.runner import run_state, run_study
+from biorep.study.folds import (
+    CANNOT_TELL,
+    DOES_NOT_HOLD,
+    HOLDS,
+    FoldValue,
+    Task,
+    aggregate_folds,
+    compare_folds,
+    fold_values,
+    task_value,
+    verdict,
+)
+from biorep.study.grid import SetupSpec, StudyConfig, expand_grid, load_study, setup_config, study_setups
+from biorep.study.runner import RESULTS_CSV, RESULTS_MD, STUDY, run_state, run_study
 from biorep.study.table import flatten, results_table, run_row
 
 __all__ = [
+    "CANNOT_TELL",
+    "DOES_NOT_HOLD",
+    "HOLDS",
+    "RESULTS_CSV",
+    "RESULTS_MD",
+    "STUDY",
+    "FoldValue",
     "SetupSpec",
     "StudyConfig",
+    "Task",
+    "aggregate_folds",
+    "compare_folds",
     "expand_grid",
     "flatten",
+    "fold_values",
     "load_study",
     "results_table",
     "run_row",
     "run_state",
     "run_study",
     "setup_config",
+    "study_setups",
+    "task_value",
+    "verdict",
 ]

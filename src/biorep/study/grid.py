@@ -9,6 +9,12 @@ Example (YAML)::
       views.augment: [random, none]
       views.crops: [one, multi]
     evaluations: [treated_vs_control, similarity, clustering, replicate_map]
+    folds:                                 # optional: every setup once per fold (leave-one-plate-out)
+      - {label: P1, data.split.holdout: [P1]}
+      - {label: P2, data.split.holdout: [P2]}
+
+With ``folds`` each setup becomes one run per fold, named ``<setup>@<fold>`` (the fold's overrides
+applied last); :mod:`biorep.study.folds` aggregates them (median ± MAD and CIs over folds).
 """
 
 from __future__ import annotations
@@ -26,10 +32,24 @@ from biorep.errors import ConfigError
 
 
 class SetupSpec(BaseModel):
-    """One cell of the grid: its name and the config overrides that make it."""
+    """One cell of the grid: its name and the config overrides that make it.
+
+    In a study with folds, one run of a setup on one fold: ``name`` is ``<setup>@<fold>``.
+    """
 
     name: str
     overrides: dict[str, Any]
+    setup: str | None = Field(None, description="the setup's name without the fold (studies with folds)")
+    fold: str | None = Field(None, description="the fold's label (studies with folds)")
+
+    @property
+    def setup_name(self) -> str:
+        """The setup this run belongs to (its own name when the study has no folds)."""
+        return self.setup or self.name
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What ``study.json`` records (``setup``/``fold`` only when set: older studies stay equal)."""
+        return self.model_dump(exclude_none=True)
 
 
 class StudyConfig(BaseModel):
@@ -46,6 +66,24 @@ class StudyConfig(BaseModel):
     set: dict[str, Any] = Field(default_factory=dict, description="overrides applied to every setup")
     evaluations: list[str] | None = None
     evaluation_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    folds: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="each a dict of overrides with a 'label'; every setup runs once per fold",
+    )
+
+    @field_validator("folds")
+    @classmethod
+    def _folds_labelled(cls, folds: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        labels = []
+        for i, fold in enumerate(folds):
+            if "label" not in fold:
+                raise ValueError(f"folds[{i}] has no 'label'")
+            if len(fold) < 2:
+                raise ValueError(f"fold {fold['label']!r} changes nothing (give its overrides)")
+            labels.append(str(fold["label"]))
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"fold labels are not unique: {labels}")
+        return folds
 
     @field_validator("grid")
     @classmethod
@@ -134,7 +172,21 @@ def expand_grid(study: StudyConfig) -> list[SetupSpec]:
         if setup.name in seen:
             raise ConfigError(f"study {study.name!r}: two setups are both named {setup.name!r}; add a 'label'")
         seen.add(setup.name)
-    return setups
+    if not study.folds:
+        return setups
+    runs = []
+    for fold in study.folds:  # fold-major: a whole fold finishes first, so an early stop has a full table
+        fold = dict(fold)
+        label = _slug(str(fold.pop("label")))
+        for setup in setups:
+            runs.append(SetupSpec(name=f"{setup.name}@{label}", overrides={**setup.overrides, **fold},
+                                  setup=setup.name, fold=label))
+    return runs
+
+
+def study_setups(study: StudyConfig) -> list[str]:
+    """The setup names (without folds), grid first then the extras, in the study's order."""
+    return list(dict.fromkeys(s.setup_name for s in expand_grid(study)))
 
 
 def setup_config(base: dict[str, Any], setup: SetupSpec) -> dict[str, Any]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,8 +9,13 @@ from typing import Any
 import pandas as pd
 
 from biorep.errors import RunDirError
+from biorep.rundir import EVALUATION, SUMMARY, RunPaths, atomic_write_text, read_json, write_json
 from biorep.study.grid import StudyConfig, expand_grid, setup_config
 from biorep.study.table import results_table
+
+STUDY = "study.json"  # the study folder's fingerprint
+RESULTS_CSV = "results.csv"
+RESULTS_MD = "results.md"
 
 TrainFn = Callable[[dict[str, Any], Path, bool], Any]
 EvaluateFn = Callable[[Path, list[str] | None, dict[str, dict[str, Any]]], dict[str, Any]]
@@ -20,19 +23,14 @@ EvaluateFn = Callable[[Path, list[str] | None, dict[str, dict[str, Any]]], dict[
 
 def run_state(run_dir: Path) -> str:
     """``done`` (summary written), ``partial`` (a checkpoint to resume from), ``broken`` or ``new``."""
-    if (run_dir / "summary.json").is_file():
+    paths = RunPaths(run_dir)
+    if paths.summary.is_file():
         return "done"
-    if (run_dir / "checkpoints" / "last.ckpt").is_file():
+    if paths.last.is_file():
         return "partial"
     if run_dir.exists():
         return "broken"
     return "new"
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
-    os.replace(tmp, path)
 
 
 def _check_same_study(out_dir: Path, fingerprint: dict[str, Any], log: Callable[[str], None] = print) -> None:
@@ -41,12 +39,14 @@ def _check_same_study(out_dir: Path, fingerprint: dict[str, Any], log: Callable[
     A study may grow: the same name and base with every earlier setup unchanged, plus new setups,
     is accepted (the finished runs are kept) and ``study.json`` is updated.
     """
-    path = out_dir / "study.json"
+    import json
+
+    path = out_dir / STUDY
     new = json.loads(json.dumps(fingerprint, default=str))
     if not path.is_file():
-        _write_json(path, fingerprint)
+        write_json(path, fingerprint)
         return
-    old = json.loads(path.read_text())
+    old = read_json(path)
     if old == new:
         return
     refuse = f"{out_dir}: holds a different study (its study.json differs from this config"
@@ -66,16 +66,16 @@ def _check_same_study(out_dir: Path, fingerprint: dict[str, Any], log: Callable[
     added = [n for n in now if n not in known]
     if added:  # else only the order of the setups changed
         log(f"study {new['name']!r} extended by {len(added)} setup(s): {', '.join(added)}; finished ones are kept")
-    _write_json(path, fingerprint)
+    write_json(path, fingerprint)
 
 
 def _needs_evaluation(run_dir: Path, names: list[str] | None) -> bool:
-    path = run_dir / "evaluation.json"
+    path = RunPaths(run_dir).evaluation
     if not path.is_file():
         return True
     if names is None:
         return False
-    done = json.loads(path.read_text())
+    done = read_json(path)
     return any(name not in done for name in names)
 
 
@@ -105,7 +105,7 @@ def run_study(
         if unknown:
             raise RunDirError(f"--only {', '.join(unknown)}: no such setup in study {study.name!r}")
         setups = [s for s in setups if s.name in only]
-    fingerprint = {"name": study.name, "base": base, "setups": [s.model_dump() for s in expand_grid(study)]}
+    fingerprint = {"name": study.name, "base": base, "setups": [s.fingerprint() for s in expand_grid(study)]}
     _check_same_study(out_dir, fingerprint, log)
 
     run_dirs: list[Path] = []
@@ -131,18 +131,15 @@ def _clear_incomplete(run_dir: Path) -> None:
     import shutil
 
     marker_files = {p.name for p in run_dir.iterdir()} if run_dir.is_dir() else set()
-    if marker_files & {"summary.json", "evaluation.json"}:
+    if marker_files & {SUMMARY, EVALUATION}:
         raise RunDirError(f"{run_dir}: unexpected results in an incomplete run; remove it yourself")
     shutil.rmtree(run_dir)
 
 
 def _write_table(table: pd.DataFrame, out_dir: Path) -> None:
-    tmp = out_dir / "results.csv.tmp"
-    table.to_csv(tmp)
-    os.replace(tmp, out_dir / "results.csv")
-    tmp_md = out_dir / "results.md.tmp"
-    tmp_md.write_text(table.to_markdown(floatfmt=".4g") if not table.empty else "(no results yet)\n")
-    os.replace(tmp_md, out_dir / "results.md")
+    atomic_write_text(out_dir / RESULTS_CSV, table.to_csv())
+    atomic_write_text(out_dir / RESULTS_MD,
+                      table.to_markdown(floatfmt=".4g") if not table.empty else "(no results yet)\n")
 
 
 def _default_train(cfg: dict[str, Any], run_dir: Path, resume: bool) -> Any:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from biorep.rundir import RunPaths, read_json, read_summary
 
 SUMMARY_KEYS = (
     "method",
@@ -39,13 +40,12 @@ def flatten(tree: Any, prefix: str = "", max_depth: int = 4) -> dict[str, Any]:
 def run_row(run_dir: Path) -> dict[str, Any]:
     """The numbers of one run: selected summary keys and every scalar of its evaluation."""
     row: dict[str, Any] = {}
-    summary_path = run_dir / "summary.json"
-    if summary_path.is_file():
-        summary = json.loads(summary_path.read_text())
+    paths = RunPaths(run_dir)
+    if paths.summary.is_file():
+        summary = read_summary(run_dir)
         row.update({k: summary.get(k) for k in SUMMARY_KEYS})
-    eval_path = run_dir / "evaluation.json"
-    if eval_path.is_file():
-        row.update(flatten(json.loads(eval_path.read_text())))
+    if paths.evaluation.is_file():
+        row.update(flatten(read_json(paths.evaluation)))
     return row
 
 

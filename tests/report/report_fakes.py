@@ -33,6 +33,47 @@ def fake_crops(seed: int = 0) -> tuple[list[np.ndarray], list[str | None], list[
     return crops, assigned, doubtful
 
 
+N_CROPS = 96  # 4 per class, cases c0..c5
+
+
+def fake_data(folder: Path) -> Path:
+    """A manifest of 96 distinct PNG crops (4 per class; crop ``i`` is ``10 + i % 9`` px wide)."""
+    from PIL import Image
+
+    manifest = folder / "manifest.csv"
+    if manifest.is_file():
+        return manifest
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(N_CROPS):
+        cls = CLASSES[i // 4]
+        h, w = 64 - 2 * (i // 4), 10 + i % 9
+        crop = np.full((h, w), 255, np.uint8)
+        crop[2:-2, 2:-2] = (40 + 2 * i) % 256
+        crop[h // 2, :] = 0
+        name = f"crop{i:03d}.png"
+        Image.fromarray(crop).save(folder / name)
+        rows.append({"path": name, "label": cls, "case": f"c{i % 6}"})
+    pd.DataFrame(rows).to_csv(manifest, index=False)
+    return manifest
+
+
+#: The fake classifier's errors: sample index → predicted class (everything else is right).
+FAKE_ERRORS = {0: "2", 1: "2", 2: "2", 92: "7", 93: "7", 40: "12"}
+
+
+def fake_predictions(manifest: Path) -> pd.DataFrame:
+    """``classification.csv`` as the classification evaluation writes it: metadata, true, predicted,
+    confidence. Errors are :data:`FAKE_ERRORS` (3 × 1→2, 2 × Y→7, 1 × 11→12), confidence falls with ``i``."""
+    meta = pd.read_csv(manifest)
+    out = meta.copy()
+    out.insert(0, "sample_index", np.arange(len(meta)))
+    out["true"] = meta["label"].astype(str)
+    out["predicted"] = [FAKE_ERRORS.get(i, t) for i, t in enumerate(out["true"])]
+    out["confidence"] = [0.99 - 0.009 * i if i not in FAKE_ERRORS else 0.6 + 0.05 * (i % 5) for i in range(len(meta))]
+    return out
+
+
 def make_run(
     root: Path,
     name: str,
@@ -44,12 +85,17 @@ def make_run(
     karyogram: bool = True,
     seed: int = 0,
 ) -> Path:
-    """Write a complete fake run directory ``root/name`` and return it."""
+    """Write a complete fake run directory ``root/name`` and return it.
+
+    Its data is a manifest of :data:`N_CROPS` PNG crops (``root/data``, shared by the runs under
+    ``root``); ``evaluation/classification.csv`` holds per-crop test predictions (see :func:`fake_predictions`).
+    """
     rng = np.random.default_rng(seed)
     run = root / name
     run.mkdir(parents=True)
+    manifest = fake_data(root / "data")
     config = {
-        "data": {"dataset": "synthetic-karyotype", "label": "label", "group": "case"},
+        "data": {"dataset": str(manifest), "label": "label", "group": "case"},
         "views": {"augment": "chromosome", "crops": "one"},
         "model": {"backbone": "resnet18", "weights": None, "kwargs": {}},
         "method": {"name": method, "temperature": 0.07},
@@ -101,6 +147,8 @@ def make_run(
         "per_case": [{"case": f"case{i}", "accuracy": 0.9 - 0.1 * i, "n": 46} for i in range(3)],
     }
     (run / "evaluation.json").write_text(json.dumps(evaluation))
+    (run / "evaluation").mkdir()
+    fake_predictions(manifest).to_csv(run / "evaluation" / "classification.csv", index=False)
 
     (run / "embeddings").mkdir()
     labels = np.array(["1", "2", "X"])[np.arange(n_points) % 3]
@@ -122,3 +170,28 @@ def make_run(
         png = render_karyogram(*fake_crops(seed), title=f"{name}: case c0")
         (run / "karyotype" / "case_c0.png").write_bytes(png)
     return run
+
+
+def make_assembly(root: Path, n_karyograms: int = 2, seed: int = 0) -> pd.DataFrame:
+    """An assembly table (as ``assemble_run`` returns) whose crops are PNG files under ``root``.
+
+    Per karyogram: 46 crops (XY), crop 0 (true 1) assigned to 2 and doubtful, crop 5 changed by the assembly.
+    """
+    from PIL import Image
+
+    rows = []
+    for k in range(n_karyograms):
+        crops, assigned, _ = fake_crops(seed + k)
+        folder = root / f"cell{k}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for i, (crop, cls) in enumerate(zip(crops[:46], assigned[:46])):
+            f = folder / f"chr{cls}_{i}.png"
+            Image.fromarray(crop).save(f)
+            out = "2" if i == 0 else cls
+            rows.append({
+                "sample_index": k * 46 + i, "path": f"cell{k}/{f.name}", "file": str(f), "karyogram": f"{k}.1",
+                "true": cls, "argmax": "7" if i == 5 else out, "assigned": out,
+                "p_argmax": 0.9, "p_assigned": 0.3 if i == 0 else 0.95, "changed": i == 5,
+                "doubtful": i in (0, 5), "flagged": False, "reason": None, "sex": "XY",
+            })
+    return pd.DataFrame(rows)

@@ -18,43 +18,62 @@ def _images(text: str) -> int:
     return len(DATA_URI.findall(text))
 
 
-def test_single_run_report_has_every_section(run_a: Path) -> None:
+def test_single_run_report_answers_first_then_evidence_then_raw_numbers(run_a: Path) -> None:
     out = write_report([run_a], run_a / "report.html", projection="pca")
     text = out.read_text(encoding="utf-8")
-    for heading in (
+    order = [
         "Run: ce",
+        "Recall per class",
+        "Most-confused class pairs",
+        "Most confident wrong",
+        "Least confident correct",
+        "Karyograms",
+        "Embedding map",
+        "Learning curves",
+        "All numbers",
         "Overview",
         "Key metrics",
         "Time and memory",
-        "Learning curves",
         "Evaluation",
         "confusion matrix",
-        "Embedding map",
-        "Gallery",
         "Configuration",
-    ):
-        assert f">{heading}<" in text, heading
-    assert "Comparison" not in text  # one run: no comparison section
+    ]
+    where = [text.find(f">{heading}<") for heading in order]
+    assert all(i > 0 for i in where), [h for h, i in zip(order, where) if i < 0]
+    assert where == sorted(where), "sections out of order"
+    assert text.index('class="headline"') < where[1]
+    # The raw tables are folded at the end: one <details> holds them.
+    raw = text[text.index(">All numbers<") : text.index(">Configuration<")]
+    assert raw.count("<details>") >= 1 and ">Overview<" in raw and ">Evaluation<" in raw
     # Numbers from evaluation.json and summary.json, formatted to 4 significant digits.
     for value in ("0.8731", "0.8608", "0.9912", "0.8231", "0.7777", "123.4", "30.85", "812.5", "2,346"):
         assert f">{value}<" in text, value
     assert "– (no GPU)" in text
-    # learning curves, confusion matrix, embedding map, karyogram from karyotype/
-    assert _images(text) == 4
+    # figures: recall, karyogram, embedding map, learning curves, confusion matrix; the rest are crops
+    assert _images(text) - text.count('<figure class="crop">') == 5
     assert "karyotype/case_c0.png" in text
     assert "PCA of embeddings/test.parquet, 60 of 60 points, coloured by label" in text
     # The config is there, collapsible, as YAML.
-    assert re.search(
-        r"<details><summary>config.yaml \(resolved\)</summary><pre>data:\n  dataset: "
-        r"synthetic-karyotype",
-        text,
-    )
+    assert re.search(r"<details><summary>config.yaml \(resolved\)</summary><pre>data:\n  dataset: ", text)
     # Nested results are sub-sections; per-class dicts share one table; records become a table.
     assert ">knn, linear<" in text and ">per_class_recall, per_class_precision (24 rows)<" in text
     assert "<th>case</th><th>accuracy</th><th>n</th>" in text
-    # Self-contained: no external resources.
+    # Self-contained: no external resources; printable.
     assert not re.search(r'(src|href)="(https?:)?//', text)
     assert "<link" not in text and "@import" not in text
+    assert "@media print" in text
+
+
+def test_learning_curves_leave_out_wall_clock_columns() -> None:
+    import pandas as pd
+
+    from biorep.report import figures
+
+    metrics = pd.DataFrame({"epoch": [0, 1], "train/loss": [1.0, 0.5], "epoch_time_s": [10.0, 11.0]})
+    only_loss = figures.learning_curves(metrics[["epoch", "train/loss"]])
+    assert figures.learning_curves(metrics) == only_loss
+    with pytest.raises(ValueError, match="no numeric metric"):
+        figures.learning_curves(metrics[["epoch", "epoch_time_s"]])
 
 
 def test_two_runs_are_compared_side_by_side(comparison_report: Path) -> None:
@@ -69,8 +88,8 @@ def test_two_runs_are_compared_side_by_side(comparison_report: Path) -> None:
     assert "123.4" in wall and "456.7" in wall
     assert ">Metrics side by side<" in comparison and ">Embedding maps side by side<" in comparison
     assert _images(comparison) == 2
-    # Per run: 4 figures for ce (with karyogram) + 3 for supcon, plus the 2 comparison figures.
-    assert _images(text) == 9
+    # Per run: 5 figures for ce (with karyogram) + 4 for supcon, plus the 2 comparison figures (and crops).
+    assert _images(text) - text.count('<figure class="crop">') == 11
     assert text.count('<section class="run"') == 2
 
 

@@ -33,6 +33,7 @@ __all__ = [
     "embedding_maps",
     "learning_curves",
     "natural_key",
+    "per_class_recall",
     "render_karyogram",
 ]
 
@@ -66,9 +67,16 @@ _GROUP_TITLES = {
 }
 
 
+def _is_timing(name: str) -> bool:
+    """Wall-clock columns (``epoch_time_s``, ``time``...): not a learning curve, so never plotted."""
+    low = str(name).lower()
+    return "time" in low or low.endswith("_s") or low in {"timestamp", "duration"}
+
+
 def learning_curves(metrics: pd.DataFrame, *, x: str | None = None, title: str | None = None) -> bytes:
     """Plot every numeric column of a ``metrics.csv`` table against ``epoch`` (or ``step``).
 
+    Wall-clock columns (``epoch_time_s`` and the like) are left out: time is not learning.
     Columns are grouped into panels: losses, accuracy-like scores (acc, f1, auroc, ...), the learning
     rate and anything else. Rows where a column is empty are skipped for that column, and several rows
     per epoch (step-level logging) are averaged.
@@ -94,6 +102,7 @@ def learning_curves(metrics: pd.DataFrame, *, x: str | None = None, title: str |
         c
         for c in df.columns
         if c not in skip
+        and not _is_timing(c)
         and pd.api.types.is_numeric_dtype(pd.to_numeric(df[c], errors="coerce"))
         and pd.to_numeric(df[c], errors="coerce").notna().any()
     ]
@@ -391,5 +400,46 @@ def comparison_bars(
         ax.set_visible(False)
     if title:
         fig.suptitle(title, fontsize=12)
+    fig.tight_layout()
+    return to_png(fig)
+
+
+# ----------------------------------------------------------------------------------- per class
+def per_class_recall(
+    recall: Mapping[str, float | None],
+    *,
+    counts: Mapping[str, int] | None = None,
+    title: str | None = None,
+    mark_below: float | None = None,
+) -> bytes:
+    """Bar chart of recall per true class (classes in natural order: 1..22, X, Y).
+
+    Bars below ``mark_below`` (default: the mean recall) are drawn in orange; classes without test
+    samples (``None``) are left empty and labelled ``n/a``. ``counts`` adds ``n`` under each class.
+
+    Raises:
+        ValueError: when no class has a recall.
+    """
+    names = sorted((str(k) for k in recall), key=natural_key)
+    values = np.array([np.nan if recall[n] is None else float(recall[n]) for n in names], dtype=float)
+    if not np.isfinite(values).any():
+        raise ValueError("no class has a recall to plot")
+    threshold = float(np.nanmean(values)) if mark_below is None else float(mark_below)
+    colours = ["#dd8452" if np.isfinite(v) and v < threshold else "#4c72b0" for v in values]
+    fig = Figure(figsize=(float(np.clip(0.36 * len(names) + 1.8, 4.0, 12.0)), 2.9))
+    ax = fig.add_subplot()
+    pos = np.arange(len(names))
+    ax.bar(pos, np.nan_to_num(values), color=colours, edgecolor="black", linewidth=0.3)
+    for p, v in zip(pos, values):
+        if not np.isfinite(v):
+            ax.annotate("n/a", (p, 0), ha="center", va="bottom", fontsize=7, color="gray")
+    ax.axhline(threshold, color="gray", linestyle="--", linewidth=0.8)
+    labels = [f"{n}\n{counts[n]}" if counts and n in counts else n for n in names]
+    ax.set_xticks(pos, labels, fontsize=8 if len(names) <= 30 else 6)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("recall")
+    ax.set_xlim(-0.6, len(names) - 0.4)
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_title(title or f"recall per class (orange: below {threshold:.2f}, the dashed line)", fontsize=10)
     fig.tight_layout()
     return to_png(fig)

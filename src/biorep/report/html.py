@@ -1,19 +1,24 @@
-"""One self-contained HTML report for one run or a comparison of several runs.
+"""One self-contained HTML report for one run or a comparison of several runs (jinja2 templates).
 
-Figures are PNGs embedded as base64 data URIs, the CSS is inline and the only script is a tiny inline
-one that records whether every image decoded (``<body data-images-ok="true">``), so the file opens
-offline anywhere and can be mailed as is. Evaluation results are rendered generically: scalars and
-dicts of scalars become tables, lists of records become tables, a ``confusion_matrix`` (with
-``classes``) becomes a heatmap and nested results become sub-sections.
+The page answers first and shows the evidence after: per run a headline block (what was trained on
+what, the main metrics with 95 % CIs, karyotype accuracy before/after assembly, screening tasks
+against the study's untrained/classical baselines, time and peak memory), then the evidence (recall
+per class, the most-confused class pairs with their crops, the least sure correct and most sure wrong
+crops, karyograms with doubtful assignments marked, the embedding map, learning curves), and the raw
+numbers folded at the end. A comparison leads with one ranked table.
+
+Figures and crops are PNGs embedded as base64 data URIs, the CSS is inline (with print rules) and the
+only script is a tiny inline one that records whether every image decoded
+(``<body data-images-ok="true">``), so the file opens offline anywhere and can be mailed as is. The
+HTML lives in ``templates/report.html.j2``; this module builds the page's data. Evaluation results
+are laid out generically: scalars and dicts of scalars become tables, lists of records become tables,
+a ``confusion_matrix`` (with ``classes``) becomes a heatmap and nested results become sub-sections.
 """
 
 from __future__ import annotations
 
-import base64
 import datetime as _dt
-import html
 import math
-import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -21,9 +26,12 @@ from typing import Any
 import pandas as pd
 
 from biorep.errors import RunDirError
-from biorep.report import figures
+from biorep.report import evidence, figures
+from biorep.report.crops import crop_png, data_uri, load_crop, source_files
 from biorep.report.projection import PROJECTIONS, Projection, project_file
 from biorep.report.rundir import RunRecord, is_number, read_run, unique_names
+from biorep.report.templating import render
+from biorep.rundir import REPORT, atomic_write_text
 
 __all__ = ["key_metrics", "render_report", "write_report"]
 
@@ -46,38 +54,15 @@ MAX_TABLE_ROWS = 200
 #: Dicts of scalars with at most this many entries (and not named ``per_...``) are shown side by side.
 SMALL_DICT = 12
 MAX_IMAGE_BYTES = 8 * 1024 * 1024
+#: Confused pairs shown, crops per pair, crops per confidence gallery.
+TOP_PAIRS = 6
+CROPS_PER_PAIR = 4
+GALLERY_CROPS = 8
+#: Metadata columns an embedding map of a screening run is coloured by (first present wins).
+TREATMENT_COLUMNS = ("compound", "treatment", "treated", "perturbation")
+#: Setup names (substrings) of a study's baselines that a screening run's task table compares against.
+BASELINE_WORDS = ("untrained", "classical")
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-_CSS = """
-:root { --fg:#1f2328; --muted:#59636e; --line:#d1d9e0; --bg-alt:#f6f8fa; --accent:#0b5cad; }
-* { box-sizing: border-box; }
-body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
-       color: var(--fg); margin: 0 auto; padding: 1.5rem 2rem 3rem; max-width: 1400px; line-height: 1.45; }
-h1 { font-size: 1.7rem; margin: 0 0 .3rem; }
-h2 { font-size: 1.35rem; border-bottom: 2px solid var(--line); padding-bottom: .25rem; margin-top: 2.2rem; }
-h3 { font-size: 1.1rem; margin: 1.6rem 0 .5rem; color: var(--accent); }
-h4, h5, h6 { font-size: 1rem; margin: 1.1rem 0 .4rem; }
-.meta, .path, .note { color: var(--muted); font-size: .9rem; }
-.path { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; word-break: break-all; }
-nav ul { margin: .3rem 0; padding-left: 1.2rem; }
-table { border-collapse: collapse; margin: .4rem 0 1rem; font-size: .88rem; }
-th, td { border: 1px solid var(--line); padding: .25rem .6rem; text-align: left; vertical-align: top; }
-th { background: var(--bg-alt); font-weight: 600; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-td.best { font-weight: 700; background: #e6f4ea; }
-.scroll { overflow-x: auto; max-width: 100%; }
-figure { margin: .6rem 0 1.2rem; }
-figure img { max-width: 100%; height: auto; border: 1px solid var(--line); background: #fff; }
-figcaption { color: var(--muted); font-size: .85rem; margin-top: .2rem; }
-.gallery { display: flex; flex-wrap: wrap; gap: 1rem; align-items: flex-start; }
-.gallery figure { flex: 0 1 auto; max-width: 100%; }
-section.sub { border-left: 3px solid var(--line); padding-left: 1rem; margin-left: .2rem; }
-details { margin: .4rem 0 1rem; }
-summary { cursor: pointer; color: var(--accent); }
-pre { background: var(--bg-alt); padding: .8rem; overflow-x: auto; font-size: .82rem; border-radius: 4px; }
-.problems li { color: #9a3412; }
-footer { margin-top: 3rem; color: var(--muted); font-size: .8rem; }
-"""
 
 # Marks the body once every image has decoded; headless browsers (and tests) read it back.
 IMAGES_CHECK_SCRIPT = """
@@ -91,10 +76,6 @@ window.addEventListener("load", function () {
 
 
 # --------------------------------------------------------------------------------------- helpers
-def _e(value: object) -> str:
-    return html.escape(str(value), quote=True)
-
-
 def fmt(value: Any) -> str:
     """Format a value for a table cell: floats to 4 significant digits, None as an en dash."""
     if value is None:
@@ -116,16 +97,13 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
-def _cell(value: Any, extra_class: str = "") -> str:
+def _cell(value: Any, extra_class: str = "") -> dict[str, str]:
     classes = " ".join(c for c in ("num" if is_number(value) else "", extra_class) if c)
-    attr = f' class="{classes}"' if classes else ""
-    return f"<td{attr}>{_e(fmt(value))}</td>"
+    return {"text": fmt(value), "cls": classes}
 
 
-def _img(png: bytes, alt: str, caption: str | None = None) -> str:
-    data = base64.b64encode(png).decode("ascii")
-    cap = f"<figcaption>{_e(caption)}</figcaption>" if caption else ""
-    return f'<figure><img src="data:image/png;base64,{data}" alt="{_e(alt)}">{cap}</figure>'
+def _figure(png: bytes, alt: str, caption: str | None = None) -> dict[str, Any]:
+    return {"t": "figure", "src": data_uri(png), "alt": alt, "caption": caption}
 
 
 def _is_scalar(value: Any) -> bool:
@@ -149,30 +127,25 @@ def _is_matrix(value: Any) -> bool:
     )
 
 
-def _kv_table(items: Iterable[tuple[str, Any]], header: tuple[str, str] | None = None) -> str:
-    rows = "".join(f"<tr><th>{_e(k)}</th>{_cell(v)}</tr>" for k, v in items)
-    head = f"<tr><th>{_e(header[0])}</th><th>{_e(header[1])}</th></tr>" if header else ""
-    return f'<table class="kv">{head}{rows}</table>'
+def _kv(items: Iterable[tuple[str, Any]], header: tuple[str, str] | None = None) -> dict[str, Any]:
+    return {"t": "kv", "header": header, "rows": [(str(k), _cell(v)) for k, v in items]}
 
 
-def _frame_table(df: pd.DataFrame, *, index: bool = True, best: Mapping[str, str] | None = None) -> str:
-    """An escaped HTML table of ``df``; ``best`` marks one column per row (row label → column)."""
-    note = ""
+def _frame(df: pd.DataFrame, *, index: bool = True, best: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """A table node of ``df``; ``best`` marks one column per row (row label → column)."""
+    note = None
     if len(df) > MAX_TABLE_ROWS:
-        note = f'<p class="note">first {MAX_TABLE_ROWS} of {len(df)} rows shown</p>'
+        note = f"first {MAX_TABLE_ROWS} of {len(df)} rows shown"
         df = df.head(MAX_TABLE_ROWS)
-    head = ("<th></th>" if index else "") + "".join(f"<th>{_e(c)}</th>" for c in df.columns)
-    body = []
+    rows = []
     for label, row in df.iterrows():
-        cells = "".join(
-            _cell(
-                None if _is_missing(v) else _native(v),
-                "best" if best and best.get(str(label)) == str(col) else "",
-            )
+        cells = [
+            _cell(None if _is_missing(v) else _native(v),
+                  "best" if best and best.get(str(label)) == str(col) else "")
             for col, v in row.items()
-        )
-        body.append(f"<tr>{f'<th>{_e(label)}</th>' if index else ''}{cells}</tr>")
-    return f'{note}<div class="scroll"><table class="data"><tr>{head}</tr>{"".join(body)}</table></div>'
+        ]
+        rows.append({"label": str(label) if index else None, "cells": cells})
+    return {"t": "table", "index": index, "columns": [str(c) for c in df.columns], "rows": rows, "note": note}
 
 
 def _is_missing(value: Any) -> bool:
@@ -237,24 +210,24 @@ def _is_headline(key: str, value: Any) -> bool:
 
 
 class _EvaluationRenderer:
-    """Turns one evaluation result (any JSON) into HTML, drawing confusion matrices as it goes."""
+    """Turns one evaluation result (any JSON) into template nodes, drawing confusion matrices as it goes."""
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
 
-    def render(self, value: Any, level: int, where: str) -> str:
+    def render(self, value: Any, level: int, where: str) -> list[dict[str, Any]]:
         if isinstance(value, Mapping):
-            return self._mapping(value, level, where) if value else '<p class="note">(empty)</p>'
+            return self._mapping(value, level, where) if value else [{"t": "p", "text": "(empty)", "cls": "note"}]
         if _is_records(value):
-            return _frame_table(pd.DataFrame(value), index=False)
+            return [_frame(pd.DataFrame(value), index=False)]
         if _is_matrix(value):
-            return _frame_table(pd.DataFrame(value))
+            return [_frame(pd.DataFrame(value))]
         if isinstance(value, list):
-            return _frame_table(pd.DataFrame({"value": value}), index=False)
-        return f"<p>{_e(fmt(value))}</p>"
+            return [_frame(pd.DataFrame({"value": value}), index=False)]
+        return [{"t": "p", "text": fmt(value), "cls": ""}]
 
-    def _mapping(self, result: Mapping[str, Any], level: int, where: str) -> str:
-        parts: list[str] = []
+    def _mapping(self, result: Mapping[str, Any], level: int, where: str) -> list[dict[str, Any]]:
+        parts: list[dict[str, Any]] = []
         consumed: set[str] = set()
         cm = result.get("confusion_matrix")
         cm_png = None
@@ -266,32 +239,20 @@ class _EvaluationRenderer:
                 consumed.add("classes")
             consumed.add("confusion_matrix")
             cm_png = _safe_figure(
-                self.problems,
-                f"{where} confusion matrix",
+                self.problems, f"{where} confusion matrix",
                 lambda: figures.confusion_matrix(cm, classes, title=where),
             )
-
         scalars = [(k, v) for k, v in result.items() if k not in consumed and _is_scalar(v)]
         lists = [
-            (k, v)
-            for k, v in result.items()
+            (k, v) for k, v in result.items()
             if k not in consumed and isinstance(v, list) and v and all(_is_scalar(x) for x in v)
         ]
         if scalars or lists:
-            rows = scalars + [(k, _short_list(v)) for k, v in lists]
-            parts.append(_kv_table(rows, header=("metric", "value")))
+            parts.append(_kv(scalars + [(k, _short_list(v)) for k, v in lists], header=("metric", "value")))
         if cm_png is not None:
-            parts.append(f"<h{min(level, 6)}>confusion matrix</h{min(level, 6)}>")
-            parts.append(
-                _img(
-                    cm_png,
-                    f"confusion matrix: {where}",
-                    "rows: true class, columns: predicted class, normalised per true class",
-                )
-            )
-
-        # Dicts of scalars: small ones (knn, linear, ...) side by side in one table; large ones sharing
-        # the same keys (per_class_recall, per_class_precision, ...) in one table each.
+            parts.append({"t": "heading", "level": min(level, 6), "text": "confusion matrix"})
+            parts.append(_figure(cm_png, f"confusion matrix: {where}",
+                                 "rows: true class, columns: predicted class, normalised per true class"))
         groups: dict[tuple[str, ...], list[str]] = {}
         for key, value in result.items():
             if key not in consumed and _is_scalar_dict(value):
@@ -301,32 +262,91 @@ class _EvaluationRenderer:
             rows: list[str] = []
             for n in names:
                 rows += [str(k) for k in result[n] if str(k) not in rows]
-            frame = pd.DataFrame(
-                {n: [result[n].get(k) for k in rows] for n in names}, index=rows, dtype=object
-            )
-            table = _frame_table(frame)
-            label = _e(", ".join(names))
+            frame = pd.DataFrame({n: [result[n].get(k) for k in rows] for n in names}, index=rows, dtype=object)
+            label = ", ".join(names)
             if len(rows) > 12:
-                parts.append(f"<details><summary>{label} ({len(rows)} rows)</summary>{table}</details>")
+                parts.append({"t": "details", "summary": f"{label} ({len(rows)} rows)", "children": [_frame(frame)]})
             else:
-                parts.append(f"<h{min(level, 6)}>{label}</h{min(level, 6)}>{table}")
+                parts.append({"t": "heading", "level": min(level, 6), "text": label})
+                parts.append(_frame(frame))
         for key, value in result.items():
             if key in consumed or _is_scalar(value) or _is_scalar_dict(value):
                 continue
             if isinstance(value, list) and all(_is_scalar(x) for x in value):
                 continue
-            heading = f"<h{min(level, 6)}>{_e(key)}</h{min(level, 6)}>"
+            heading = {"t": "heading", "level": min(level, 6), "text": str(key)}
+            inner = self.render(value, level + 1, f"{where} / {key}")
             if isinstance(value, Mapping):
-                inner = self.render(value, level + 1, f"{where} / {key}")
-                parts.append(f'<section class="sub">{heading}{inner}</section>')
+                parts.append({"t": "section", "cls": "sub", "children": [heading, *inner]})
             else:
-                parts.append(heading + self.render(value, level + 1, f"{where} / {key}"))
-        return "".join(parts)
+                parts += [heading, *inner]
+        return parts
 
 
 def _short_list(values: list[Any], limit: int = 40) -> str:
     text = ", ".join(fmt(v) for v in values[:limit])
     return text + (f", … ({len(values)} in all)" if len(values) > limit else "")
+
+
+# ------------------------------------------------------------------------------------ crops
+class _Crops:
+    """Crop thumbnails of one run, read from its image files (sample_index → file)."""
+
+    def __init__(self, run: RunRecord, problems: list[str]) -> None:
+        self.run, self.problems = run, problems
+        self._files: list[str] | None | bool = False
+
+    def files(self) -> list[str] | None:
+        if self._files is False:
+            files, why = source_files(self.run.config.get("data"))
+            if why:
+                self.problems.append(f"crops not shown: {why}")
+            self._files = files
+        return self._files  # type: ignore[return-value]
+
+    def card(self, row: pd.Series, caption: str) -> dict[str, Any] | None:
+        files = self.files()
+        file = row.get("file") if isinstance(row.get("file"), str) else None
+        if file is None and files is not None and "sample_index" in row and 0 <= int(row["sample_index"]) < len(files):
+            file = files[int(row["sample_index"])]
+        if file is None:
+            return None
+        img, why = load_crop(file)
+        if img is None:
+            self.problems.append(f"crop {row.get('path', file)}: {why}")
+            return None
+        return {"src": data_uri(crop_png(img, max_side=128)), "alt": str(row.get("path", file)),
+                "caption": caption, "title": str(row.get("path", file))}
+
+
+def _pct(v: float) -> str:
+    return f"{100 * v:.0f} %"
+
+
+def _confusion_evidence(run: RunRecord, table: pd.DataFrame, crops: _Crops) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for pair in evidence.confused_pairs(table, TOP_PAIRS):
+        wrong = [crops.card(table.loc[i], f"p = {table.loc[i, 'confidence']:.2f}")
+                 for i in pair["rows"][:CROPS_PER_PAIR]]
+        refs = []
+        for cls in (pair["true"], pair["predicted"]):
+            i = evidence.typical(table, cls)
+            refs.append(None if i is None else crops.card(table.loc[i], f"a typical {cls}"))
+        out.append({**{k: pair[k] for k in ("true", "predicted", "n", "n_true")},
+                    "share": _pct(pair["n"] / pair["n_true"]) if pair["n_true"] else "",
+                    "wrong": [c for c in wrong if c], "ref_true": refs[0], "ref_pred": refs[1]})
+    return out
+
+
+def _gallery_cards(table: pd.DataFrame, rows: list[int], crops: _Crops) -> list[dict[str, Any]]:
+    cards = []
+    for i in rows:
+        r = table.loc[i]
+        verdict = r["true"] if r["true"] == r["predicted"] else f"{r['true']} → {r['predicted']}"
+        card = crops.card(r, f"{verdict} · p = {r['confidence']:.2f}")
+        if card:
+            cards.append(card)
+    return cards
 
 
 # ------------------------------------------------------------------------------------ run section
@@ -343,9 +363,7 @@ class _Projections:
         if key not in self._cache:
             try:
                 self._cache[key] = project_file(
-                    run.embeddings[split],
-                    label=run.label_column,
-                    method=self.method,
+                    run.embeddings[split], label=_colour_column(run), method=self.method,
                     max_points=self.max_points,
                 )
             except (RunDirError, ValueError) as exc:
@@ -353,100 +371,78 @@ class _Projections:
         return self._cache[key]
 
 
+def _is_screening(run: RunRecord) -> bool:
+    return any(evidence.evaluation_summary(run, t) for t in evidence.SCREENING_TASKS)
+
+
+def _colour_column(run: RunRecord) -> str | None:
+    """Screening runs are coloured by treatment (when the embeddings have such a column)."""
+    if _is_screening(run) and run.embedding_split() is not None:
+        import pyarrow.parquet as pq
+
+        try:
+            names = pq.read_schema(run.embeddings[run.embedding_split()]).names
+        except Exception:  # an unreadable file is reported by the projection itself
+            names = []
+        found = next((c for c in TREATMENT_COLUMNS if c in names), None)
+        if found:
+            return found
+    return run.label_column
+
+
+def _baselines(run: RunRecord) -> list[RunRecord]:
+    """The untrained / classical baseline runs beside ``run`` in its study (``STUDY/runs/<setup>``)."""
+    out = []
+    parent = run.path.resolve().parent
+    for sib in sorted(parent.iterdir()) if parent.is_dir() else []:
+        if sib.resolve() == run.path.resolve() or not any(w in sib.name.lower() for w in BASELINE_WORDS):
+            continue
+        try:
+            out.append(read_run(sib))
+        except RunDirError:
+            continue
+    return out
+
+
+def _task_table(run: RunRecord, h: evidence.Headline, problems: list[str]) -> dict[str, Any] | None:
+    if not h.tasks:
+        return None
+    base = [b for b in _baselines(run)]
+    columns = [run.name] + [b.name for b in base]
+    base_tasks = [{m.label: m.value for m in evidence.headline(b, []).tasks} for b in base]
+    rows = {m.label: [m.value] + [bt.get(m.label) for bt in base_tasks] for m in h.tasks}
+    frame = pd.DataFrame.from_dict(rows, orient="index", columns=columns, dtype=object)
+    return _frame(frame, best=_best_cells(frame))
+
+
 def _section_id(index: int) -> str:
     return f"run-{index + 1}"
 
 
-def _run_section(run: RunRecord, index: int, projections: _Projections) -> str:
+def _run_section(run: RunRecord, index: int, projections: _Projections) -> dict[str, Any]:
     problems = list(run.problems)
-    out = [
-        f'<section class="run" id="{_section_id(index)}">',
-        f"<h2>Run: {_e(run.name)}</h2>",
-        f'<p class="path">{_e(run.path)}</p>',
-    ]
+    h = evidence.headline(run, problems)
+    crops = _Crops(run, problems)
+    ev: dict[str, Any] = {"recall": None, "pairs": [], "low_correct": [], "high_wrong": [], "karyograms": [],
+                          "tasks": _task_table(run, h, problems), "map": None, "curves": None, "cm": None}
+    cls = evidence.evaluation_summary(run, "classification")
+    if cls and isinstance(cls.get("per_class_recall"), Mapping):
+        png = _safe_figure(problems, "recall per class", lambda: figures.per_class_recall(cls["per_class_recall"]))
+        if png:
+            n = f", {cls['n']} crops" if is_number(cls.get("n")) else ""
+            ev["recall"] = _figure(png, f"recall per class of {run.name}",
+                                   f"test split{n}; orange bars: below the mean recall")
+    table = evidence.predictions(run, problems)
+    if table is not None and len(table):
+        ev["pairs"] = _confusion_evidence(run, table, crops)
+        low, high = evidence.confidence_gallery(table, GALLERY_CROPS)
+        ev["low_correct"] = _gallery_cards(table, low, crops)
+        ev["high_wrong"] = _gallery_cards(table, high, crops)
+    elif cls:
+        problems.append("no per-crop predictions (evaluation/classification.csv): run `biorep evaluate` "
+                        "for the confused pairs and crop galleries")
 
-    overview = [(k, v) for k, v in run.summary.items() if k not in RESOURCE_KEYS and _is_scalar(v)]
-    out.append("<h3>Overview</h3>" + _kv_table(overview))
-    headline = key_metrics(run.evaluation)
-    if headline:
-        out.append("<h4>Key metrics</h4>" + _kv_table(headline.items(), header=("metric", "value")))
-
-    resources = [
-        (label, "– (no GPU)" if k == "peak_gpu_mb" and run.summary[k] is None else run.summary[k])
-        for k, label in RESOURCE_KEYS.items()
-        if k in run.summary
-    ]
-    out.append("<h3>Time and memory</h3>")
-    out.append(
-        _kv_table(resources)
-        if resources
-        else '<p class="note">summary.json has no timing or memory figures</p>'
-    )
-    nested = [(k, v) for k, v in run.summary.items() if isinstance(v, (Mapping, list))]
-    for key, value in nested:
-        out.append(
-            f"<h4>{_e(key)}</h4>" + _EvaluationRenderer(problems).render(value, 5, f"{run.name} / {key}")
-        )
-
-    if run.metrics is not None:
-        png = _safe_figure(
-            problems, "learning curves", lambda: figures.learning_curves(run.metrics, title=run.name)
-        )
-        if png is not None:
-            out.append(
-                "<h3>Learning curves</h3>"
-                + _img(png, f"learning curves of {run.name}", "metrics.csv, per epoch")
-            )
-
-    if run.evaluation:
-        out.append("<h3>Evaluation</h3>")
-        renderer = _EvaluationRenderer(problems)
-        for name, result in run.evaluation.items():
-            inner = renderer.render(result, 5, f"{run.name} / {name}")
-            out.append(f'<section class="sub evaluation"><h4>{_e(name)}</h4>{inner}</section>')
-
-    split = run.embedding_split()
-    if split is not None:
-        proj = projections.get(run, split)
-        if isinstance(proj, str):
-            problems.append(proj)
-        else:
-            png = _safe_figure(
-                problems,
-                "embedding map",
-                lambda: figures.embedding_map(
-                    proj.coords,
-                    proj.labels,
-                    title=f"{run.name}: {split}",
-                    label_name=proj.label_name,
-                    axis_name=proj.method,
-                ),
-            )
-            if png is not None:
-                shown = len(proj.coords)
-                caption = (
-                    f"{proj.method} of embeddings/{split}.parquet, {shown} of {proj.n_total} points"
-                    f", coloured by {proj.label_name or '(no label column)'}"
-                )
-                out.append("<h3>Embedding map</h3>" + _img(png, f"embedding map of {run.name}", caption))
-
-    gallery = _gallery(run, problems)
-    if gallery:
-        out.append("<h3>Gallery</h3>" + gallery)
-
-    out.append(
-        "<h3>Configuration</h3><details><summary>config.yaml (resolved)</summary>"
-        f"<pre>{_e(run.config_text)}</pre></details>"
-    )
-    if problems:
-        items = "".join(f"<li>{_e(p)}</li>" for p in problems)
-        out.append(f'<h3>Notes</h3><ul class="problems">{items}</ul>')
-    out.append("</section>")
-    return "\n".join(out)
-
-
-def _gallery(run: RunRecord, problems: list[str]) -> str:
-    figs = []
+    gallery_figs = []
     by_folder: dict[str, int] = {}
     for path in run.images:
         folder = path.parent.name
@@ -459,17 +455,60 @@ def _gallery(run: RunRecord, problems: list[str]) -> str:
             problems.append(f"{path}: {exc}")
             continue
         if not data.startswith(_PNG_MAGIC) or len(data) > MAX_IMAGE_BYTES:
-            problems.append(
-                f"{path.relative_to(run.path)}: not a PNG or larger than "
-                f"{MAX_IMAGE_BYTES // 2**20} MB; left out"
-            )
+            problems.append(f"{path.relative_to(run.path)}: not a PNG or larger than "
+                            f"{MAX_IMAGE_BYTES // 2**20} MB; left out")
             continue
         rel = path.relative_to(run.path).as_posix()
-        figs.append(_img(data, rel, rel))
+        gallery_figs.append(_figure(data, rel, rel))
     for folder, count in by_folder.items():
         if count > MAX_GALLERY_PER_RUN:
             problems.append(f"{folder}/: {count} images, the first {MAX_GALLERY_PER_RUN} are shown")
-    return f'<div class="gallery">{"".join(figs)}</div>' if figs else ""
+    ev["karyograms"] = [f for f in gallery_figs if f["alt"].startswith("karyotype/")]
+    other_figs = [f for f in gallery_figs if not f["alt"].startswith("karyotype/")]
+
+    split = run.embedding_split()
+    if split is not None:
+        proj = projections.get(run, split)
+        if isinstance(proj, str):
+            problems.append(proj)
+        else:
+            png = _safe_figure(problems, "embedding map", lambda: figures.embedding_map(
+                proj.coords, proj.labels, title=f"{run.name}: {split}", label_name=proj.label_name,
+                axis_name=proj.method))
+            if png is not None:
+                caption = (f"{proj.method} of embeddings/{split}.parquet, {len(proj.coords)} of {proj.n_total} "
+                           f"points, coloured by {proj.label_name or '(no label column)'}")
+                ev["map"] = _figure(png, f"embedding map of {run.name}", caption)
+    if run.metrics is not None:
+        png = _safe_figure(problems, "learning curves", lambda: figures.learning_curves(run.metrics, title=run.name))
+        if png is not None:
+            ev["curves"] = _figure(png, f"learning curves of {run.name}", "metrics.csv, per epoch")
+
+    raw: list[dict[str, Any]] = []
+    overview = [(k, v) for k, v in run.summary.items() if k not in RESOURCE_KEYS and _is_scalar(v)]
+    raw += [{"t": "heading", "level": 4, "text": "Overview"}, _kv(overview)]
+    headline_numbers = key_metrics(run.evaluation)
+    if headline_numbers:
+        raw += [{"t": "heading", "level": 4, "text": "Key metrics"},
+                _kv(headline_numbers.items(), header=("metric", "value"))]
+    resources = [(label, "– (no GPU)" if k == "peak_gpu_mb" and run.summary[k] is None else run.summary[k])
+                 for k, label in RESOURCE_KEYS.items() if k in run.summary]
+    raw.append({"t": "heading", "level": 4, "text": "Time and memory"})
+    raw.append(_kv(resources) if resources else
+               {"t": "p", "cls": "note", "text": "summary.json has no timing or memory figures"})
+    renderer = _EvaluationRenderer(problems)
+    for key, value in run.summary.items():
+        if isinstance(value, (Mapping, list)):
+            raw += [{"t": "heading", "level": 4, "text": str(key)}, *renderer.render(value, 5, f"{run.name} / {key}")]
+    if run.evaluation:
+        raw.append({"t": "heading", "level": 4, "text": "Evaluation"})
+        for name, result in run.evaluation.items():
+            raw.append({"t": "section", "cls": "sub evaluation", "children": [
+                {"t": "heading", "level": 5, "text": str(name)}, *renderer.render(result, 6, f"{run.name} / {name}")]})
+    if other_figs:
+        raw += [{"t": "heading", "level": 4, "text": "Gallery"}, {"t": "gallery", "children": other_figs}]
+    return {"id": _section_id(index), "name": run.name, "path": str(run.path), "headline": h, "ev": ev,
+            "raw": raw, "config_text": run.config_text, "problems": problems}
 
 
 # ------------------------------------------------------------------------------------ comparison
@@ -501,25 +540,36 @@ def _best_cells(table: pd.DataFrame) -> dict[str, str]:
     return best
 
 
-def _comparison_section(runs: list[RunRecord], projections: _Projections) -> str:
+def ranked_table(runs: list[RunRecord], sections: list[dict[str, Any]]) -> dict[str, Any]:
+    """One row per run, best main metric first: the table a comparison leads with."""
+    rows = []
+    for run, sec in zip(runs, sections):
+        h: evidence.Headline = sec["headline"]
+        after = next((m for m in h.karyotype if m.label.startswith("after")), None)
+        rows.append({
+            "run": run.name, "anchor": sec["id"],
+            "method": str(run.summary.get("method") or "–"), "backbone": str(run.summary.get("backbone") or "–"),
+            "main": h.main, "after": after,
+            "time": next((v for k, v in h.resources if k == "wall time"), "–"),
+            "memory": next((v for k, v in h.resources if k == "peak memory (RSS)"), "–"),
+            "_key": h.main.value if h.main is not None and h.main.value is not None else -math.inf,
+        })
+    rows.sort(key=lambda r: -r["_key"])
+    label = next((r["main"].label for r in rows if r["main"] is not None), "main metric")
+    return {"rows": rows, "label": label, "has_after": any(r["after"] for r in rows)}
+
+
+def _comparison(runs: list[RunRecord], sections: list[dict[str, Any]], projections: _Projections) -> dict[str, Any]:
     problems: list[str] = []
     table = comparison_table(runs)
-    out = [
-        '<section id="comparison">',
-        "<h2>Comparison</h2>",
-        '<p class="note">Key metrics are the numbers in evaluation.json one and two levels down; '
-        "the best value of higher-is-better metrics is in bold.</p>",
-        _frame_table(table, best=_best_cells(table)),
-    ]
+    out: dict[str, Any] = {"ranked": ranked_table(runs, sections), "table": _frame(table, best=_best_cells(table)),
+                           "bars": None, "maps": None, "problems": problems}
     numeric_rows = [k for k in table.index if k not in COMPARISON_HEAD]
     bars = table.loc[numeric_rows].T if numeric_rows else pd.DataFrame()
     if not bars.empty:
         png = _safe_figure(problems, "comparison chart", lambda: figures.comparison_bars(bars))
         if png is not None:
-            out.append(
-                "<h3>Metrics side by side</h3>"
-                + _img(png, "comparison bar chart", "one panel per metric, one bar per run")
-            )
+            out["bars"] = _figure(png, "comparison bar chart", "one panel per metric, one bar per run")
     common = next((s for s in ("test", "val", "train") if all(s in r.embeddings for r in runs)), None)
     panels = []
     for run in runs:
@@ -532,26 +582,12 @@ def _comparison_section(runs: list[RunRecord], projections: _Projections) -> str
     if len(panels) > 1:
         methods = sorted({p[3].method for p in panels})
         labels = sorted({p[3].label_name or "" for p in panels} - {""})
-        png = _safe_figure(
-            problems,
-            "embedding maps",
-            lambda: figures.embedding_maps(
-                [p[:3] for p in panels], label_name=", ".join(labels) or None, axis_name="/".join(methods)
-            ),
-        )
+        png = _safe_figure(problems, "embedding maps", lambda: figures.embedding_maps(
+            [p[:3] for p in panels], label_name=", ".join(labels) or None, axis_name="/".join(methods)))
         if png is not None:
-            out.append(
-                "<h3>Embedding maps side by side</h3>"
-                + _img(
-                    png,
-                    "embedding maps side by side",
-                    f"{'/'.join(methods)} per run; the same colour is the same label in every panel",
-                )
-            )
-    if problems:
-        out.append('<ul class="problems">' + "".join(f"<li>{_e(p)}</li>" for p in problems) + "</ul>")
-    out.append("</section>")
-    return "\n".join(out)
+            out["maps"] = _figure(png, "embedding maps side by side",
+                                  f"{'/'.join(methods)} per run; the same colour is the same label in every panel")
+    return out
 
 
 # ------------------------------------------------------------------------------------ document
@@ -566,39 +602,14 @@ def render_report(
     from biorep import __version__
 
     if title is None:
-        title = (
-            f"biorep report: {runs[0].name}"
-            if len(runs) == 1
-            else "biorep comparison: " + " vs ".join(r.name for r in runs)
-        )
+        title = (f"biorep report: {runs[0].name}" if len(runs) == 1
+                 else "biorep comparison: " + " vs ".join(r.name for r in runs))
     projections = _Projections(projection, max_points)
-    toc = []
-    body = []
-    if len(runs) > 1:
-        toc.append('<li><a href="#comparison">Comparison</a></li>')
-        body.append(_comparison_section(runs, projections))
-    for i, run in enumerate(runs):
-        toc.append(f'<li><a href="#{_section_id(i)}">Run: {_e(run.name)}</a></li>')
-        body.append(_run_section(run, i, projections))
+    sections = [_run_section(run, i, projections) for i, run in enumerate(runs)]
+    comparison = _comparison(runs, sections, projections) if len(runs) > 1 else None
     stamp = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
-    return "\n".join(
-        [
-            "<!DOCTYPE html>",
-            '<html lang="en"><head><meta charset="utf-8">',
-            '<meta name="viewport" content="width=device-width, initial-scale=1">',
-            f"<title>{_e(title)}</title><style>{_CSS}</style></head>",
-            "<body>",
-            f"<header><h1>{_e(title)}</h1>",
-            f'<p class="meta">{len(runs)} run{"s" if len(runs) > 1 else ""} · generated {_e(stamp)} '
-            f"by biorep {_e(__version__)}</p>",
-            f"<nav><strong>Contents</strong><ul>{''.join(toc)}</ul></nav></header>",
-            *body,
-            f"<footer>biorep {_e(__version__)} · self-contained report: figures are embedded, nothing is "
-            "loaded from the network.</footer>",
-            f"<script>{IMAGES_CHECK_SCRIPT}</script>",
-            "</body></html>",
-        ]
-    )
+    return render("report.html.j2", title=title, runs=sections, comparison=comparison, stamp=stamp,
+                  version=__version__, n_runs=len(runs), images_script=IMAGES_CHECK_SCRIPT)
 
 
 def write_report(
@@ -612,9 +623,11 @@ def write_report(
 ) -> Path:
     """Write one self-contained HTML report for one or several run directories.
 
-    One run: its overview, time and memory, learning curves, evaluation tables and confusion
-    matrices, embedding map, gallery (``karyotype/*.png``, ``figures/*.png``) and config. Several runs:
-    a comparison (table, bar chart, side-by-side embedding maps) first, then one section per run.
+    One run: the headline block (what, main metrics with CIs, karyotype before/after, screening tasks,
+    time and memory), the evidence (recall per class, confused pairs with crops, confidence galleries,
+    karyograms, embedding map, learning curves) and the raw numbers and config folded at the end.
+    Several runs: a ranked table first, then the comparison table, bar chart and side-by-side maps,
+    then one section per run.
 
     Args:
         run_dirs: run directories (each needs ``summary.json`` and ``config.yaml``).
@@ -641,15 +654,8 @@ def write_report(
         raise RunDirError("no run directories given")
     runs = [read_run(p, name) for p, name in zip(paths, unique_names(paths))]
     if out.is_dir():
-        raise RunDirError(f"report path {out} is a directory; give a file name such as {out / 'report.html'}")
+        raise RunDirError(f"report path {out} is a directory; give a file name such as {out / REPORT}")
     if out.exists() and not overwrite:
         raise RunDirError(f"report {out} already exists; pass overwrite=True (--overwrite) to replace it")
     text = render_report(runs, title, projection=projection, max_points=max_points)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return out
+    return atomic_write_text(out, text)

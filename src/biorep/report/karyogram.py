@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -273,3 +275,48 @@ def render_karyogram(
     if title:
         ax.set_title(title, fontsize=fontsize + 3, pad=4)
     return to_png(fig)
+
+
+def _grey(img: np.ndarray) -> np.ndarray:
+    return img if img.ndim == 2 else img.mean(axis=2).astype(np.uint8)
+
+
+def draw_karyograms(crops: Any, out_dir: Path, max_images: int = 12) -> list[str]:
+    """Draw one karyogram PNG per karyogram of an assembly table into ``out_dir``, from the crop files.
+
+    ``crops`` is the ``assignments.csv`` table of :func:`biorep.evaluate.karyotype_run.assemble_run`
+    (``karyogram``, ``file``, ``assigned``, ``doubtful``, ``flagged``). Flagged karyograms come first,
+    then by name; at most ``max_images`` are drawn and PNGs of earlier calls that are not redrawn are
+    removed. A crop whose file cannot be read is drawn as a grey box. Returns the file names written.
+    """
+    from biorep.report.crops import load_crop
+    from biorep.rundir import atomic_write_bytes
+
+    out_dir = Path(out_dir)
+    flagged = crops.groupby("karyogram", sort=False)["flagged"].any().to_dict()
+    order = sorted(flagged, key=lambda k: (not flagged[k], _natural_key(str(k))))
+    names: list[str] = []
+    for k in order[:max_images]:
+        rows = crops[crops["karyogram"] == k]
+        pics = []
+        for f in rows["file"] if "file" in rows.columns else [None] * len(rows):
+            img, _ = load_crop(f)
+            pics.append(_grey(img) if img is not None else np.full((40, 12), 160, np.uint8))
+        flag = " — flagged" if bool(rows["flagged"].any()) else ""
+        png = render_karyogram(pics, rows["assigned"].tolist(), rows["doubtful"].astype(bool).tolist(),
+                               title=f"karyogram {k}{flag}")
+        name = f"{_slug(str(k))}.png"
+        atomic_write_bytes(out_dir / name, png)
+        names.append(name)
+    for old in out_dir.glob("*.png"):
+        if old.name not in names:
+            old.unlink(missing_ok=True)
+    return names
+
+
+def _natural_key(s: str) -> list:
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", s) if t]
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._") or "karyogram"

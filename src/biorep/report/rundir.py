@@ -1,26 +1,34 @@
 """Read what a report needs from a run directory, without importing the stages that wrote it.
 
-Only ``summary.json`` and ``config.yaml`` are required; every other file is optional and a broken
+Every file name and reader comes from :mod:`biorep.rundir`. Only ``summary.json`` and ``config.yaml`` are required; every other file is optional and a broken
 optional file becomes a note in the report instead of an error.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
 from biorep.errors import RunDirError
+from biorep.rundir import (
+    FIGURES_DIR,
+    KARYOTYPE_DIR,
+    METRICS,
+    RunPaths,
+    check_usable,
+    read_json,
+    read_summary,
+    read_yaml,
+)
 
 #: Splits tried first for the embedding map, in this order; any other split comes after.
 PREFERRED_SPLITS = ("test", "val", "train")
 #: Folders of the run directory whose PNGs go to the gallery.
-GALLERY_FOLDERS = ("karyotype", "figures")
+GALLERY_FOLDERS = (KARYOTYPE_DIR, FIGURES_DIR)
 
 
 @dataclass
@@ -59,44 +67,39 @@ class RunRecord:
         return next(iter(sorted(self.embeddings)), None)
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RunDirError(f"{path}: cannot read JSON ({exc})") from exc
-
-
 def read_run(path: str | Path, name: str | None = None) -> RunRecord:
-    """Read the report inputs of one run directory.
+    """Read the report inputs of one run directory (through :mod:`biorep.rundir`).
 
     Args:
         path: the run directory.
         name: how the report names the run; default the folder name.
 
     Raises:
-        RunDirError: when the folder, ``summary.json`` or ``config.yaml`` is missing or unreadable.
+        RunDirError: when the folder, ``summary.json`` or ``config.yaml`` is missing or unreadable,
+            or the run has not finished training (:func:`biorep.rundir.check_usable`).
     """
-    run_dir = Path(path)
+    paths = RunPaths(Path(path))
+    run_dir = paths.root
     if not run_dir.exists():
         raise RunDirError(f"run directory {run_dir} does not exist")
     if not run_dir.is_dir():
         raise RunDirError(f"run directory {run_dir} is not a directory")
-    summary_path = run_dir / "summary.json"
-    if not summary_path.is_file():
-        raise RunDirError(f"{summary_path} is missing: {run_dir} is not a finished run directory")
-    summary = _read_json(summary_path)
-    if not isinstance(summary, dict):
-        raise RunDirError(f"{summary_path}: expected a JSON object, got {type(summary).__name__}")
-    config_path = run_dir / "config.yaml"
-    if not config_path.is_file():
-        raise RunDirError(f"{config_path} is missing: {run_dir} is not a run directory")
+    if not paths.summary.is_file():
+        raise RunDirError(f"{paths.summary} is missing: {run_dir} is not a finished run directory")
+    check_usable(run_dir, "report")
+    raw = read_json(paths.summary)
+    if not isinstance(raw, dict):
+        raise RunDirError(f"{paths.summary}: expected a JSON object, got {type(raw).__name__}")
+    summary = read_summary(run_dir).model_dump(exclude_unset=True)
+    if not paths.config.is_file():
+        raise RunDirError(f"{paths.config} is missing: {run_dir} is not a run directory")
     try:
-        config_text = config_path.read_text(encoding="utf-8")
-        config = yaml.safe_load(config_text) or {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise RunDirError(f"{config_path}: cannot read YAML ({exc})") from exc
+        config_text = paths.config.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RunDirError(f"{paths.config}: cannot read YAML ({exc})") from exc
+    config = read_yaml(paths.config) or {}
     if not isinstance(config, dict):
-        raise RunDirError(f"{config_path}: expected a mapping at the top level")
+        raise RunDirError(f"{paths.config}: expected a mapping at the top level")
 
     run = RunRecord(
         path=run_dir,
@@ -105,22 +108,19 @@ def read_run(path: str | Path, name: str | None = None) -> RunRecord:
         config_text=config_text,
         summary=summary,
     )
-    metrics_path = run_dir / "metrics.csv"
-    if metrics_path.is_file():
+    if paths.metrics.is_file():
         try:
-            run.metrics = pd.read_csv(metrics_path)
+            run.metrics = pd.read_csv(paths.metrics)
         except (OSError, ValueError, pd.errors.ParserError) as exc:
-            run.problems.append(f"metrics.csv could not be read: {exc}")
-    evaluation_path = run_dir / "evaluation.json"
-    if evaluation_path.is_file():
+            run.problems.append(f"{METRICS} could not be read: {exc}")
+    if paths.evaluation.is_file():
         try:
-            evaluation = _read_json(evaluation_path)
+            evaluation = read_json(paths.evaluation)
             run.evaluation = evaluation if isinstance(evaluation, dict) else {"evaluation": evaluation}
         except RunDirError as exc:
-            run.problems.append(str(exc))
-    emb_dir = run_dir / "embeddings"
-    if emb_dir.is_dir():
-        run.embeddings = {p.stem: p for p in sorted(emb_dir.glob("*.parquet"))}
+            run.problems.append(f"{exc}".replace("not valid JSON", "cannot read JSON"))
+    if paths.embeddings.is_dir():
+        run.embeddings = {p.stem: p for p in sorted(paths.embeddings.glob("*.parquet"))}
     for folder in GALLERY_FOLDERS:
         run.images.extend(sorted((run_dir / folder).glob("*.png")))
     return run

@@ -114,8 +114,7 @@ def test_new_data_gets_the_runs_geometry(runs: dict[str, Path], tmp_path: Path) 
     assert geom.mode == "canvas" and geom.scale == pytest.approx(ds.info["scale"]) and geom.background == 255
     assert er.run_geometry(load_run(runs["cells"])).mode == "resize"
     older = load_run(runs["karyo"])  # a data.json without the geometry record: read back from the data
-    older.info.pop("geometry", None)
-    older.info.pop("background", None)
+    older.data = older.data.model_copy(update={"geometry": None, "background": None})
     assert er.run_geometry(older) == geom
     files = resolve_source(run.config.data).files
     folder = tmp_path / "new"
@@ -141,3 +140,34 @@ def test_small_helpers(tmp_path: Path) -> None:
     er.merge_evaluation(tmp_path, {"a": {"x": 1}})
     er.merge_evaluation(tmp_path, {"b": {"x": np.float32(0.5)}, "a": {"x": 2}})
     assert json.loads((tmp_path / "evaluation.json").read_text()) == {"a": {"x": 2}, "b": {"x": 0.5}}
+
+
+def test_loaded_runs_are_typed_and_bad_checkpoints_are_named(runs: dict[str, Path], tmp_path: Path) -> None:
+    from biorep.errors import RunDirError
+    from biorep.rundir import DataRecord, SummaryRecord
+
+    run = load_run(runs["karyo"])
+    assert isinstance(run.data, DataRecord) and isinstance(run.summary, SummaryRecord)
+    assert run.state is not None and run.state.status == "finished"
+    assert run.classes == run.data.classes and run.summary.method == "supervised"
+    broken = Path(shutil.copytree(runs["karyo"], tmp_path / "karyo"))
+    ckpt = run.checkpoint.relative_to(runs["karyo"])
+    data = (broken / ckpt).read_bytes()
+    (broken / ckpt).write_bytes(data[: len(data) // 2])
+    with pytest.raises(RunDirError, match=rf"{broken / ckpt}: truncated or unreadable checkpoint"):
+        load_run(broken)
+    (broken / ckpt).write_bytes(b"")
+    with pytest.raises(RunDirError, match=rf"{broken / ckpt}: empty checkpoint"):
+        load_run(broken)
+
+
+def test_unfinished_runs_are_refused_by_the_library_too(cells: Path) -> None:
+    from biorep.errors import RunDirError
+    from biorep.rundir import write_state
+
+    write_state(cells, "failed", message="out of memory")
+    with pytest.raises(RunDirError, match=r"failed during training \(out of memory\).*--allow-unfinished"):
+        er.evaluate_run(cells, ["knn"])
+    with pytest.raises(RunDirError, match="`embed`"):
+        er.embed_run(cells)
+    assert "knn" in er.evaluate_run(cells, ["knn"], allow_unfinished=True)

@@ -26,6 +26,10 @@ def embed_cmd(
                                             "run's preprocessing (geometry, channels, intensity scaler)."),
     split: Optional[str] = typer.Option(None, "--split", help="test | val | train | all (default: test; all with --data)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Folder to write to (default: RUN/embeddings)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace embeddings another run wrote under --out."),
+    allow_unfinished: bool = typer.Option(False, "--allow-unfinished",
+                                          help="Use a run that has not finished training (its latest "
+                                               "checkpoint), with a warning, instead of refusing it."),
     fmt: list[str] = typer.Option(list(FORMATS), "--format", help="parquet and/or h5ad (repeatable)."),
     data_root: Optional[Path] = typer.Option(None, "--data-root", help="Folder holding the built-in data sets."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda ... (default: CUDA when available)."),
@@ -35,7 +39,8 @@ def embed_cmd(
     """Save the backbone representation (not the projection head) of every sample with its metadata.
 
     Parquet (metadata columns, then f0000, f0001, ...) and AnnData .h5ad (X = embeddings, obs =
-    metadata) go to RUN/embeddings/<split>.* (other data: <data>.<split>.*) or --out.
+    metadata) go to RUN/embeddings/<split>.* (other data: <data>.<split>.*) or --out. Embeddings
+    another run wrote under --out are never replaced without --overwrite.
     """
     from biorep.evaluate.run import embed_run
 
@@ -43,7 +48,8 @@ def embed_cmd(
     if bad or not fmt:
         raise ConfigError(f"--format {', '.join(bad) or '(none)'}: choose parquet and/or h5ad")
     emb = embed_run(run, data=data, split=split, out=out, formats=fmt, data_root=data_root,
-                    progress=progress and not as_json, device=device)
+                    progress=progress and not as_json, device=device, overwrite=overwrite,
+                    allow_unfinished=allow_unfinished)
     files = {k: str(v) for k, v in emb.paths.items()}
     if as_json:
         typer.echo(json.dumps({"n": int(emb.z.shape[0]), "dim": int(emb.z.shape[1]), "reused": emb.reused,

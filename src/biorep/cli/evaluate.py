@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from biorep.errors import ConfigError
+from biorep.rundir import RunPaths
 
 _out = Console()
 _err = Console(stderr=True)
@@ -106,6 +107,9 @@ def evaluate_cmd(
     data_root: Optional[Path] = typer.Option(None, "--data-root", help="Folder holding the built-in data sets."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1 ... (default: CUDA when available)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars on stderr while decoding."),
+    allow_unfinished: bool = typer.Option(False, "--allow-unfinished",
+                                          help="Use a run that has not finished training (its latest "
+                                               "checkpoint), with a warning, instead of refusing it."),
 ) -> None:
     """Run evaluations on a trained run; results go to RUN/evaluation.json (merged) and RUN/evaluation/.
 
@@ -116,12 +120,13 @@ def evaluate_cmd(
     from biorep.evaluate.run import evaluate_run
 
     results = evaluate_run(run, names=split_names(only), options=parse_options(option), data=data,
-                           split=split, progress=progress and not as_json, data_root=data_root, device=device)
+                           split=split, progress=progress and not as_json, data_root=data_root, device=device,
+                           allow_unfinished=allow_unfinished)
     if as_json:
         typer.echo(json.dumps(results))
         return
     print_results(results)
-    _out.print(f"results in {run / 'evaluation.json'}", highlight=False)
+    _out.print(f"results in {RunPaths(run).evaluation}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -32,6 +32,9 @@ def predict_cmd(
     via: str = typer.Option("auto", "--via", help="classifier (the run's own head), knn (a vote of the run's "
                             "labelled training images, for runs without a classifier) or auto."),
     k: int = typer.Option(20, "--k", min=1, help="Neighbours of the kNN vote (--via knn)."),
+    allow_unfinished: bool = typer.Option(False, "--allow-unfinished",
+                                          help="Use a run that has not finished training (its latest "
+                                               "checkpoint), with a warning, instead of refusing it."),
 ) -> None:
     """Predict classes with the run's own preprocessing (geometry incl. canvas scale, channels, scaler).
 
@@ -41,14 +44,15 @@ def predict_cmd(
     Images that cannot be read are listed with the reason (also on stderr); the rest are still
     predicted.
     """
-    from biorep.evaluate.run import atomic_write, predict_images
+    from biorep.evaluate.run import predict_images
+    from biorep.rundir import atomic_write
 
     if out.is_dir():
         raise RunDirError(f"--out {out} is a folder; give a file name such as {out / 'predictions.csv'}")
     if out.exists() and not overwrite:
         raise RunDirError(f"--out {out} already exists; pass --overwrite to replace it")
     table = predict_images(run, [str(p) for p in inputs], path_column=path_column, batch_size=batch_size,
-                           data_root=data_root, device=device, via=via, k=k)
+                           data_root=data_root, device=device, via=via, k=k, allow_unfinished=allow_unfinished)
     atomic_write(out, lambda p: table.to_csv(p, index=False))
     failed = table[table["error"].notna()]
     for path, reason in zip(failed["path"], failed["error"]):

@@ -7,10 +7,8 @@ the CLI and the study runner look evaluations up instead of branching on names.
 from __future__ import annotations
 
 import inspect
-import json
 import math
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +19,20 @@ import pandas as pd
 
 from biorep.errors import ConfigError, DataError
 from biorep.registry import Registry
+from biorep.rundir import atomic_write, to_jsonable, write_json
+
+__all__ = [
+    "EVALUATIONS",
+    "EvalContext",
+    "EvalResult",
+    "Evaluation",
+    "as_list",
+    "encode_labels",
+    "require_columns",
+    "run_evaluation",
+    "softmax",
+    "to_jsonable",
+]
 
 
 @dataclass
@@ -126,18 +138,17 @@ class EvalResult:
         return {"name": self.name, "summary": to_jsonable(self.summary)}
 
     def save(self, out_dir: str | os.PathLike[str], stem: str | None = None) -> dict[str, Path]:
-        """Write ``<stem>.json`` (summary) and, with a table, ``<stem>.csv`` atomically.
+        """Write ``<stem>.json`` (summary) and, with a table, ``<stem>.csv`` atomically
+        (:func:`biorep.rundir.atomic_write`).
 
         ``stem`` defaults to the evaluation name. Returns ``{"json": path, "csv": path}``.
         """
         out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
         stem = stem or self.name
-        paths = {"json": out / f"{stem}.json"}
-        atomic_write(paths["json"], lambda p: p.write_text(json.dumps(self.to_dict(), indent=1) + "\n"))
-        if self.table is not None:
-            paths["csv"] = out / f"{stem}.csv"
-            atomic_write(paths["csv"], lambda p: self.table.to_csv(p, index=False))  # type: ignore[union-attr]
+        paths = {"json": write_json(out / f"{stem}.json", self.to_dict(), indent=1)}
+        table = self.table
+        if table is not None:
+            paths["csv"] = atomic_write(out / f"{stem}.csv", lambda p: table.to_csv(p, index=False))
         return paths
 
 
@@ -198,48 +209,6 @@ def as_list(columns: str | Sequence[str] | None) -> list[str]:
     if isinstance(columns, str):
         return [columns]
     return list(columns)
-
-
-def to_jsonable(obj: Any) -> Any:
-    """Recursively convert numpy/pandas scalars and arrays to JSON types; NaN/inf → None."""
-    if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return [to_jsonable(v) for v in obj.tolist()]
-    if isinstance(obj, pd.DataFrame):
-        return [to_jsonable(r) for r in obj.to_dict(orient="records")]
-    if isinstance(obj, (np.bool_, bool)):
-        return bool(obj)
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.floating, float)):
-        f = float(obj)
-        return f if math.isfinite(f) else None
-    if obj is None or isinstance(obj, (int, str)):
-        return obj
-    if obj is pd.NA or obj is pd.NaT:
-        return None
-    return str(obj)
-
-
-def atomic_write(target: Path, write: Callable[[Path], Any]) -> Path:
-    """Call ``write(tmp)`` on a temp file beside ``target``, then ``os.replace`` it into place.
-
-    The folder is created when missing; a failed ``write`` leaves ``target`` untouched and no temp file.
-    Returns ``target``.
-    """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        write(tmp)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return target
 
 
 def _natural_key(s: str) -> tuple[int, float, str]:

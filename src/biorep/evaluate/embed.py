@@ -1,6 +1,7 @@
 """Embed a dataset with a trained model, and store / read embeddings with their metadata.
 
-Two formats, written side by side and atomically (temp file in the same folder, then ``os.replace``):
+Two formats, written side by side and atomically (:func:`biorep.rundir.atomic_write`: temp file in the
+same folder, fsync, rename; the files honour the umask):
 - Parquet: the metadata columns followed by the feature columns ``f0000, f0001, ...``;
 - AnnData ``.h5ad``: ``X`` = embeddings, ``obs`` = metadata (text columns as categoricals).
 
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -25,6 +25,7 @@ import pandas as pd
 import torch
 
 from biorep.errors import DataError
+from biorep.rundir import atomic_write
 
 FEATURE_PATTERN = re.compile(r"^f\d{4,}$")
 FORMATS = ("parquet", "h5ad")
@@ -163,12 +164,6 @@ def _meta_for_h5ad(meta: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _atomic_target(path: Path) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    return Path(tmp)
-
-
 def write_embeddings(
     z: np.ndarray,
     meta: pd.DataFrame,
@@ -196,29 +191,15 @@ def write_embeddings(
     names = feature_names(z.shape[1])
     written: dict[str, Path] = {}
     if "parquet" in formats:
-        target = out / f"{stem}.parquet"
         table = pd.concat([_meta_for_parquet(meta), pd.DataFrame(z, columns=names)], axis=1)
-        tmp = _atomic_target(target)
-        try:
-            table.to_parquet(tmp, index=False)
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
-        written["parquet"] = target
+        written["parquet"] = atomic_write(out / f"{stem}.parquet", lambda p: table.to_parquet(p, index=False))
     if "h5ad" in formats:
         import anndata as ad
 
-        target = out / f"{stem}.h5ad"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             adata = ad.AnnData(X=z, obs=_meta_for_h5ad(meta), var=pd.DataFrame(index=names))
-            tmp = _atomic_target(target)
-            try:
-                adata.write_h5ad(tmp)
-                os.replace(tmp, target)
-            finally:
-                tmp.unlink(missing_ok=True)
-        written["h5ad"] = target
+            written["h5ad"] = atomic_write(out / f"{stem}.h5ad", lambda p: adata.write_h5ad(p))
     return written
 
 

@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -33,6 +33,9 @@ from biorep.evaluate.rundata import (
     split_indices,
 )
 from biorep.evaluate.selectors import describe, select
+
+if TYPE_CHECKING:
+    from biorep.training.loading import LoadedRun
 
 #: Evaluations that fit a model on the run's training rows and score the evaluated rows.
 FIT_EVALUATIONS = frozenset({"knn", "linear", "treated_vs_control"})
@@ -62,7 +65,7 @@ def _label_names(classes: Sequence[str], targets: np.ndarray) -> np.ndarray:
     return np.where(t >= 0, names[np.clip(t, 0, None)], None)
 
 
-def _run_targets(run: Any, ds: ImageDataset) -> np.ndarray | None:
+def _run_targets(run: LoadedRun, ds: ImageDataset) -> np.ndarray | None:
     """The class name of the run's training target per image (None where it has none)."""
     from biorep.methods import METHODS
 
@@ -84,7 +87,7 @@ class EvalData:
     classes: list[str]
 
     @classmethod
-    def build(cls, run: Any, ds: ImageDataset, key: str) -> EvalData:
+    def build(cls, run: LoadedRun, ds: ImageDataset, key: str) -> EvalData:
         meta = ds.meta.copy()
         meta[LABEL_COLUMN] = _label_names(ds.classes, ds.targets)
         targets = _run_targets(run, ds)
@@ -97,6 +100,9 @@ class EvalData:
 
 class Evaluator:
     """Runs evaluations of one run on one data set and split, embedding rows as needed.
+
+    A run that has not finished training is refused (``allow_unfinished``: used with a warning),
+    the same way for every verb; ``verb`` names the command in that message.
 
     Example:
         >>> ev = Evaluator("runs/supcon")  # doctest: +SKIP
@@ -113,9 +119,13 @@ class Evaluator:
         progress: bool = False,
         device: str | None = None,
         batch_size: int = 256,
+        verb: str = "evaluate",
+        allow_unfinished: bool = False,
+        overwrite: bool = False,
     ) -> None:
         self.run_dir = Path(run_dir)
-        self.run = open_run(run_dir, data_root)
+        self.run = open_run(run_dir, data_root, verb=verb, allow_unfinished=allow_unfinished)
+        self.overwrite = overwrite
         self.progress = progress
         self.device = device
         self.batch_size = batch_size
@@ -175,7 +185,8 @@ class Evaluator:
             idx = split_indices(self.run, src.ds, self.split, own=not self.foreign)
             stem = self.stem(self.split)
         emb = embed_rows(self.run, src.ds, idx, out_dir or self.run_dir / EMBEDDINGS_DIR, stem,
-                         formats=formats, reuse=reuse, batch_size=self.batch_size, device=self.device)
+                         formats=formats, reuse=reuse, batch_size=self.batch_size, device=self.device,
+                         overwrite=self.overwrite)
         if out_dir is None:
             self._emb[which] = emb
         return emb

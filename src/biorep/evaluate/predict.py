@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -20,6 +20,10 @@ from biorep.data import GeometryConfig
 from biorep.errors import BiorepError, ConfigError, DataError
 from biorep.evaluate.context import softmax
 from biorep.evaluate.rundata import _device, has_classifier, run_geometry
+
+if TYPE_CHECKING:
+    from biorep.evaluate.evaluator import Evaluator
+    from biorep.training.loading import LoadedRun
 
 __all__ = ["predict_images"]
 
@@ -72,7 +76,7 @@ def _input_files(inputs: Sequence[str | os.PathLike[str]], path_column: str
     return files, metas, errors
 
 
-def _prepare_image(path: str, run: Any, geom: GeometryConfig) -> np.ndarray:
+def _prepare_image(path: str, run: LoadedRun, geom: GeometryConfig) -> np.ndarray:
     """Decode one file and bring it to the run's channels and geometry (raises on any problem)."""
     from biorep.data.decode import read_image
     from biorep.data.geometry import apply_geometry
@@ -83,7 +87,7 @@ def _prepare_image(path: str, run: Any, geom: GeometryConfig) -> np.ndarray:
         if max(chans) >= arr.shape[0]:
             raise DataError(f"has {arr.shape[0]} channel(s); the run keeps channels {chans}")
         arr = arr[chans]
-    want = int(run.info["channels"])
+    want = int(run.data.channels)
     if arr.shape[0] != want:
         raise DataError(f"has {arr.shape[0]} channel(s) but the run was trained on {want}")
     if geom.mode == "none" and arr.shape[1:] != (geom.size, geom.size):
@@ -104,6 +108,7 @@ def predict_images(
     device: str | None = None,
     via: str = "auto",
     k: int = 20,
+    allow_unfinished: bool = False,
 ) -> pd.DataFrame:
     """Class and per-class probabilities for new images with the run's preprocessing.
 
@@ -117,6 +122,8 @@ def predict_images(
             what self-supervised runs without a classifier use) or ``"auto"`` (the classifier when
             the run has one, else kNN).
         k: neighbours of the kNN vote.
+        allow_unfinished: use a run that has not finished training (its latest checkpoint, with a
+            warning) instead of refusing it (see :func:`biorep.rundir.check_usable`).
 
     Returns:
         One row per image, in input order: ``path``, manifest metadata, ``predicted``,
@@ -134,7 +141,8 @@ def predict_images(
         raise ConfigError(f"predict: k must be at least 1, got {k}")
     from biorep.evaluate.evaluator import Evaluator
 
-    ev = Evaluator(run_dir, data_root=data_root, device=device)  # opens the run once, for kNN too
+    ev = Evaluator(run_dir, data_root=data_root, device=device, verb="predict",  # opens the run once
+                   allow_unfinished=allow_unfinished)
     run = ev.run
     if via == "classifier" and not has_classifier(run):
         raise ConfigError(f"run {run.run_dir} ({run.config.method.name}) has no classifier; use --via knn "
@@ -200,7 +208,7 @@ class _KnnVote:
         self.z, self.y, self.classes, self.k = z, y, classes, k
 
     @classmethod
-    def fit(cls, ev: Any, k: int) -> _KnnVote:
+    def fit(cls, ev: Evaluator, k: int) -> _KnnVote:
         """Fit on the training split of the :class:`~biorep.evaluate.evaluator.Evaluator`'s run."""
         ds = ev.own.ds
         classes = [str(c) for c in ds.classes]

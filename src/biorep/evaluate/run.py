@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from biorep.errors import BiorepError
+from biorep.rundir import RunPaths
 from biorep.evaluate.context import EvalResult, run_evaluation
 from biorep.evaluate.evaluator import (
     CLASSIFIER_EVALUATIONS,
@@ -58,7 +59,6 @@ from biorep.evaluate.rundata import (
     EVALUATION_FILE,
     KARYOTYPE_DIR,
     SPLITS,
-    atomic_write,
     data_config_for,
     has_classifier,
     load_other_data,
@@ -85,7 +85,6 @@ __all__ = [
     "Embedded",
     "EvalData",
     "Evaluator",
-    "atomic_write",
     "check_options",
     "data_config_for",
     "embed_rows",
@@ -115,6 +114,7 @@ def evaluate_run(
     progress: bool = False,
     data_root: str | os.PathLike[str] | None = None,
     device: str | None = None,
+    allow_unfinished: bool = False,
 ) -> dict[str, Any]:
     """Run evaluations on a run directory and store them in it.
 
@@ -131,6 +131,8 @@ def evaluate_run(
         progress: progress bars on stderr while decoding.
         data_root: override of the run's data root.
         device: ``cpu``, ``cuda``... (default: CUDA when available).
+        allow_unfinished: evaluate a run that has not finished training (its latest checkpoint,
+            with a warning) instead of refusing it (:func:`biorep.rundir.check_usable`).
 
     Returns:
         ``{key: {"name", "summary", "split", "data", "n"}}`` for the evaluations run now; with
@@ -139,11 +141,13 @@ def evaluate_run(
         evaluations raise. Keys carry ``@data``/``@split`` suffixes off the own test split.
 
     Raises:
-        RunDirError / ConfigError / DataError: missing run, unknown evaluation or option, bad data.
+        RunDirError / ConfigError / DataError: missing or unfinished run, unknown evaluation or
+        option, bad data.
     """
     if data is not None and split == "test":
         split = None  # the signature's default means "the default split" for other data
-    ev = Evaluator(run_dir, data=data, split=split, data_root=data_root, progress=progress, device=device)
+    ev = Evaluator(run_dir, data=data, split=split, data_root=data_root, progress=progress, device=device,
+                   verb="evaluate", allow_unfinished=allow_unfinished)
     plan = ev.plan(names, options)
     results: dict[str, Any] = {}
     done: list[tuple[str, EvalResult]] = []
@@ -161,7 +165,7 @@ def evaluate_run(
         n = int(len(ctx.split()[1]))
         results[key] = ev.record(res, n)
         done.append((key, res))
-    out_dir = ev.run_dir / EVALUATION_DIR
+    out_dir = RunPaths(ev.run_dir).evaluation_dir
     for key, res in done:
         res.save(out_dir, stem=key)
     if done:
@@ -180,11 +184,16 @@ def embed_run(
     data_root: str | os.PathLike[str] | None = None,
     progress: bool = False,
     device: str | None = None,
+    overwrite: bool = False,
+    allow_unfinished: bool = False,
 ) -> Embedded:
     """Embed the run's data (``split``, default ``test``) or other ``data`` (``all``) and store it.
 
     Files: ``RUN/embeddings/<split>.*`` (``<data>.<split>.*`` for other data) or under ``out``.
+    Files another run wrote under ``out`` are refused unless ``overwrite``; a run that has not
+    finished training is refused unless ``allow_unfinished``.
     """
-    ev = Evaluator(run_dir, data=data, split=split, data_root=data_root, progress=progress, device=device)
+    ev = Evaluator(run_dir, data=data, split=split, data_root=data_root, progress=progress, device=device,
+                   verb="embed", allow_unfinished=allow_unfinished, overwrite=overwrite)
     target = Path(out) if out is not None else None
     return ev.embeddings("eval", out_dir=target, formats=formats)

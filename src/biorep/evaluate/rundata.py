@@ -1,34 +1,43 @@
 """Reading a run directory and its data: open the run, recover its preprocessing, load other data.
 
-Also the run directory's file layout (``evaluation.json``, ``evaluation/``, ``embeddings/``,
-``karyotype/``), its saved splits, and the atomic writers every stage of :mod:`biorep.evaluate.run`
-stores results with (:func:`atomic_write`, :func:`merge_evaluation`).
+Also the run's saved splits and :func:`merge_evaluation`. The run directory's layout, its atomic
+writer and its records belong to :mod:`biorep.rundir`; the names re-exported here
+(``EVALUATION_FILE``, ``EVALUATION_DIR``, ``EMBEDDINGS_DIR``, ``KARYOTYPE_DIR``, ``atomic_write``) are
+those, not copies.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from biorep.data import DataConfig, GeometryConfig, ImageDataset, load_dataset
 from biorep.errors import BiorepError, ConfigError, DataError, RunDirError
-from biorep.evaluate.context import atomic_write, to_jsonable
+from biorep.rundir import (
+    EMBEDDINGS_DIR,
+    EVALUATION_DIR,
+    KARYOTYPE_DIR,
+    RunPaths,
+    atomic_write,
+    check_usable,
+    read_json,
+    write_json,
+)
+from biorep.rundir import EVALUATION as EVALUATION_FILE
+
+if TYPE_CHECKING:
+    from biorep.training.loading import LoadedRun
 
 log = logging.getLogger("biorep.evaluate")
 
 SPLITS = ("test", "val", "train", "all")
-EVALUATION_FILE = "evaluation.json"
-EVALUATION_DIR = "evaluation"
-EMBEDDINGS_DIR = "embeddings"
-KARYOTYPE_DIR = "karyotype"
 
 __all__ = [
     "EMBEDDINGS_DIR",
@@ -50,8 +59,8 @@ __all__ = [
 
 # ----------------------------------------------------------------------------- small helpers
 def _write_json(target: Path, obj: Any) -> Path:
-    text = json.dumps(to_jsonable(obj), indent=1) + "\n"
-    return atomic_write(target, lambda p: p.write_text(text))
+    """:func:`biorep.rundir.write_json` as results are stored (one-space indent)."""
+    return write_json(target, obj, indent=1)
 
 
 def slug(text: str) -> str:
@@ -62,8 +71,19 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "data"
 
 
-def open_run(run_dir: str | os.PathLike[str], data_root: str | os.PathLike[str] | None = None) -> Any:
-    """:func:`biorep.training.load_run` with a clear error for a missing folder and a data-root override."""
+def open_run(
+    run_dir: str | os.PathLike[str],
+    data_root: str | os.PathLike[str] | None = None,
+    *,
+    verb: str = "evaluate",
+    allow_unfinished: bool = False,
+) -> LoadedRun:
+    """:func:`biorep.training.load_run` with a clear error for a missing folder and a data-root override.
+
+    A run that has not finished training (``running``, ``interrupted``, ``failed``) is refused as
+    :func:`biorep.rundir.check_usable` says (the same for every verb), naming ``verb`` in the advice;
+    ``allow_unfinished`` uses its latest checkpoint with a warning instead.
+    """
     from biorep.training import load_run
 
     path = Path(run_dir)
@@ -71,13 +91,14 @@ def open_run(run_dir: str | os.PathLike[str], data_root: str | os.PathLike[str] 
         raise RunDirError(f"run directory {path} does not exist")
     if not path.is_dir():
         raise RunDirError(f"run directory {path} is not a directory")
+    check_usable(path, verb, allow_unfinished=allow_unfinished)
     run = load_run(path)
     if data_root is not None:
         run.config.data.root = Path(data_root)
     return run
 
 
-def has_classifier(run: Any) -> bool:
+def has_classifier(run: LoadedRun) -> bool:
     """Whether the run's method has a classifier (``classify`` returns logits)."""
     return bool(getattr(run.model, "has_classifier", False))
 
@@ -89,7 +110,7 @@ def _device(device: str | None) -> torch.device:
 
 
 # ----------------------------------------------------------------------------- preprocessing
-def run_geometry(run: Any) -> GeometryConfig:
+def run_geometry(run: LoadedRun) -> GeometryConfig:
     """The run's geometry with the canvas scale and background it was actually trained with.
 
     ``scale: auto`` and a data-set default background are resolved when the data is first decoded,
@@ -98,19 +119,21 @@ def run_geometry(run: Any) -> GeometryConfig:
     data set (``ds.info["scale"]``, ``ds.background``; the decode cache makes this cheap).
     """
     g = run.config.data.geometry
+    size = int(run.data.size if run.data.size is not None else g.size)
     if g.mode != "canvas":  # scale and background only matter on a canvas
-        return g.model_copy(update={"size": int(run.info.get("size", g.size))})
-    saved = run.info.get("geometry") or {}
-    scale: Any = saved.get("scale", g.scale)
-    background: Any = saved.get("background", run.info.get("background", g.background))
+        return g.model_copy(update={"size": size})
+    saved = run.data.geometry
+    scale: Any = saved.scale if saved is not None and saved.scale is not None else g.scale
+    background: Any = next((b for b in (saved.background if saved is not None else None,
+                                        run.data.background) if b is not None), g.background)
     needs_scale = scale is None or scale == "auto"
     if needs_scale or background is None or background == "auto":
         try:
             ds = run.dataset()
         except BiorepError as exc:
             raise DataError(
-                f"the run's canvas scale/background are not in {run.run_dir}/data.json and its own data "
-                f"cannot be loaded to recover them ({exc})"
+                f"the run's canvas scale/background are not in {RunPaths(run.run_dir).data} and its own "
+                f"data cannot be loaded to recover them ({exc})"
             ) from None
         if needs_scale:
             scale = float(ds.info.get("scale") or 1.0)
@@ -118,11 +141,11 @@ def run_geometry(run: Any) -> GeometryConfig:
             background = float(ds.background)
     if scale is None or scale == "auto":
         scale = 1.0
-    return GeometryConfig(mode=g.mode, size=int(run.info.get("size", g.size)), scale=float(scale),
+    return GeometryConfig(mode=g.mode, size=size, scale=float(scale),
                           background=float(background))
 
 
-def data_config_for(run: Any, data: str | os.PathLike[str]) -> DataConfig:
+def data_config_for(run: LoadedRun, data: str | os.PathLike[str]) -> DataConfig:
     """The run's :class:`DataConfig` with ``dataset`` replaced and the run's resolved geometry.
 
     Label, group, classes and options are reset to the new data's defaults unless ``data`` names the
@@ -141,27 +164,27 @@ def data_config_for(run: Any, data: str | os.PathLike[str]) -> DataConfig:
         raise ConfigError(f"--data {data}: {exc}") from None
 
 
-def load_other_data(run: Any, data: str | os.PathLike[str], *, progress: bool = False) -> ImageDataset:
+def load_other_data(run: LoadedRun, data: str | os.PathLike[str], *, progress: bool = False) -> ImageDataset:
     """Load another data set (built-in name, folder or manifest) with the run's preprocessing."""
     cfg = data_config_for(run, data)
     ds = load_dataset(cfg, progress=progress)
-    want = int(run.info["channels"])
+    want = int(run.data.channels)
     if ds.channels != want:
         raise DataError(f"--data {data}: images have {ds.channels} channel(s) but run {run.run_dir} was "
                         "trained "
                         f"on {want}; choose the channels with the run's data.channels or convert the images")
-    if ds.size != int(run.info["size"]):
+    if ds.size != int(run.data.size):
         raise DataError(f"--data {data}: images are {ds.size} px but run {run.run_dir} expects "
-                        f"{run.info['size']} px "
+                        f"{run.data.size} px "
                         "(geometry mode 'none' needs images of the training size)")
-    if str(ds.images.dtype) != str(run.info.get("dtype", ds.images.dtype)):
+    if run.data.dtype is not None and str(ds.images.dtype) != run.data.dtype:
         log.warning("%s: pixel type %s differs from the run's %s; its intensity scaler is applied as is",
-                    data, ds.images.dtype, run.info.get("dtype"))
+                    data, ds.images.dtype, run.data.dtype)
     return ds
 
 
 # ----------------------------------------------------------------------------- splits
-def split_indices(run: Any, ds: ImageDataset, split: str, *, own: bool) -> np.ndarray:
+def split_indices(run: LoadedRun, ds: ImageDataset, split: str, *, own: bool) -> np.ndarray:
     """Rows of ``split``: the run's saved split for its own data; for other data only ``all``."""
     if split not in SPLITS:
         raise ConfigError(f"--split {split!r}: choose one of {', '.join(SPLITS)}")
@@ -171,7 +194,7 @@ def split_indices(run: Any, ds: ImageDataset, split: str, *, own: bool) -> np.nd
         raise ConfigError(f"--split {split}: other data (--data) has no saved splits; use --split all")
     idx = np.asarray(getattr(run.splits, split), dtype=np.int64)
     if len(idx) and idx.max() >= len(ds):
-        raise RunDirError(f"{run.run_dir}/data.json: split indices exceed the {len(ds)} images of "
+        raise RunDirError(f"{RunPaths(run.run_dir).data}: split indices exceed the {len(ds)} images of "
                           f"{ds.name!r}; "
                           "the data changed since training")
     return idx
@@ -180,13 +203,13 @@ def split_indices(run: Any, ds: ImageDataset, split: str, *, own: bool) -> np.nd
 # ----------------------------------------------------------------------------- results on disk
 def merge_evaluation(run_dir: Path, records: Mapping[str, Any]) -> Path:
     """Merge ``records`` into ``RUN/evaluation.json`` (same keys replaced, others kept), atomically."""
-    path = run_dir / EVALUATION_FILE
+    path = RunPaths(run_dir).evaluation
     old: dict[str, Any] = {}
     if path.is_file():
         try:
-            loaded = json.loads(path.read_text())
+            loaded = read_json(path)
             old = loaded if isinstance(loaded, dict) else {}
-        except (OSError, json.JSONDecodeError):
-            log.warning("%s is unreadable; it is replaced", path)
+        except RunDirError as exc:
+            log.warning("%s; it is replaced", exc)
     old.update(records)
     return _write_json(path, old)

@@ -24,6 +24,7 @@ from biorep.rundir.atomic import (
     atomic_write_text,
     read_json,
     read_yaml,
+    to_jsonable,
     write_json,
     write_yaml,
 )
@@ -85,6 +86,7 @@ __all__ = [
     "read_state",
     "read_summary",
     "read_yaml",
+    "to_jsonable",
     "write_json",
     "write_state",
     "write_yaml",

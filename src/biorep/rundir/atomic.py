@@ -80,33 +80,42 @@ def atomic_write_text(target: str | Path, text: str) -> Path:
     return atomic_write(target, lambda p: p.write_text(text, encoding="utf-8"))
 
 
-def _jsonable(obj: Any) -> Any:
-    """JSON types for numpy/pandas scalars and arrays, pydantic models and paths; NaN/inf → None."""
+def to_jsonable(obj: Any) -> Any:
+    """JSON types for numpy/pandas scalars, arrays and tables, pydantic models and paths; NaN/inf/NA → None.
+
+    Example:
+        >>> to_jsonable({"a": float("nan"), 1: (2, 3)})
+        {'a': None, '1': [2, 3]}
+    """
     import math
 
     if hasattr(obj, "model_dump"):
-        return _jsonable(obj.model_dump(mode="json"))
+        return to_jsonable(obj.model_dump(mode="json"))
     if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple, set)):
-        return [_jsonable(v) for v in obj]
+        return [to_jsonable(v) for v in obj]
+    if type(obj).__name__ == "DataFrame" and hasattr(obj, "to_dict"):  # pandas, without importing it
+        return [to_jsonable(r) for r in obj.to_dict(orient="records")]
     if hasattr(obj, "tolist") and not isinstance(obj, (str, bytes)):  # numpy arrays and scalars
-        return _jsonable(obj.tolist())
+        return to_jsonable(obj.tolist())
     if isinstance(obj, bool) or obj is None or isinstance(obj, (int, str)):
         return obj
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
+    if type(obj).__name__ in ("NAType", "NaTType"):  # pandas.NA / pandas.NaT
+        return None
     return str(obj)
 
 
 def write_json(target: str | Path, obj: Any, *, indent: int = 2) -> Path:
     """Atomically write ``obj`` as JSON (numpy values, models and NaN handled)."""
-    return atomic_write_text(target, json.dumps(_jsonable(obj), indent=indent) + "\n")
+    return atomic_write_text(target, json.dumps(to_jsonable(obj), indent=indent) + "\n")
 
 
 def write_yaml(target: str | Path, obj: Any) -> Path:
     """Atomically write ``obj`` as YAML, keys in their given order."""
-    return atomic_write_text(target, yaml.safe_dump(_jsonable(obj), sort_keys=False))
+    return atomic_write_text(target, yaml.safe_dump(to_jsonable(obj), sort_keys=False))
 
 
 def read_json(path: str | Path) -> Any:

@@ -21,13 +21,15 @@ class GeometryRecord(BaseModel):
     mode: str = "canvas"
     size: Any = None
     scale: Any = None
-    background: float = 0.0
+    background: float | None = None
 
 
 class DataRecord(BaseModel):
     """``data.json``: what the run was trained on, its classes, scaler and split indices.
 
     ``size`` is the network input size (an int for a square canvas, or ``[height, width]``).
+    ``background`` and ``geometry`` are ``None`` in runs written before they were recorded; readers
+    then recover them from the run's data (see :func:`biorep.evaluate.rundata.run_geometry`).
     """
 
     model_config = ConfigDict(extra="allow")
@@ -35,14 +37,16 @@ class DataRecord(BaseModel):
     n_images: int = 0
     channels: int = 1
     size: Any = None
-    dtype: str = "uint8"
+    dtype: str | None = None
     label_column: str | None = None
     group_column: str | None = None
     dataset_classes: list[str] = Field(default_factory=list)
     classes: list[str] = Field(default_factory=list)
     target_column: str | None = None
-    background: float = 0.0
-    geometry: GeometryRecord = Field(default_factory=GeometryRecord)
+    background: float | None = None
+    geometry: GeometryRecord | None = Field(
+        None, description="the geometry actually applied (scale and background resolved); None in older runs"
+    )
     scaler: dict[str, Any] | None = None
     splits: dict[str, list[int]] = Field(default_factory=dict)
     fingerprint: dict[str, Any] | None = Field(

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict
 
 from biorep.errors import RunDirError
 from biorep.rundir.atomic import read_json, write_json
-from biorep.rundir.layout import CKPT_DIR, LAST, STATE, SUMMARY
+from biorep.rundir.layout import CKPT_DIR, CONFIG, LAST, STATE, SUMMARY
 
 log = logging.getLogger("biorep.rundir")
 
@@ -116,7 +116,7 @@ def check_usable(run_dir: str | Path, verb: str, *, allow_unfinished: bool = Fal
         "failed": "failed during training" + (f" ({state.message})" if state.message else ""),
     }[state.status]
     advice = (
-        f"finish it with `biorep train {run_dir / 'config.yaml'} --out {run_dir} --resume`"
+        f"finish it with `biorep train {run_dir / CONFIG} --out {run_dir} --resume`"
         if state.status != "running"
         else "wait for it to finish"
     )

@@ -1,25 +1,42 @@
-"""``load_run(run_dir)``: a trained method back from its run directory, with its data and splits."""
+"""``load_run(run_dir)``: a trained method back from its run directory, with its data and splits.
+
+Every file is read through :mod:`biorep.rundir` (its names, typed records and run state).
+"""
 
 from __future__ import annotations
 
+import pickle
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
-import yaml
 
 from biorep.data import ImageDataset, Splits, load_dataset
 from biorep.errors import RunDirError
 from biorep.methods import METHODS, BaseMethod, DataInfo
-from biorep.training import rundir as rd
+from biorep.rundir import (
+    BEST,
+    CONFIG,
+    LAST,
+    DataRecord,
+    RunPaths,
+    RunState,
+    SummaryRecord,
+    read_data,
+    read_state,
+    read_summary,
+    read_yaml,
+)
 from biorep.training.config import RunConfig
 
 
 @dataclass
 class LoadedRun:
-    """A trained run: ``model`` (eval mode, CPU), its ``config``, ``splits`` and ``info`` (data.json).
+    """A trained run: ``model`` (eval mode, CPU), its ``config``, ``splits``, ``data`` (``data.json``),
+    ``summary`` (``summary.json``; None for an unfinished run), run ``state`` and the ``checkpoint`` loaded.
 
     Example:
         >>> run = load_run("runs/smoke")
@@ -32,15 +49,16 @@ class LoadedRun:
     model: BaseMethod
     config: RunConfig
     splits: Splits
-    info: dict[str, Any]
-    summary: dict[str, Any] | None
+    data: DataRecord
+    summary: SummaryRecord | None
     checkpoint: Path
+    state: RunState | None = None
     _dataset: ImageDataset | None = field(default=None, repr=False)
 
     @property
     def classes(self) -> list[str]:
         """Class names of the method's targets (the label column's, or the weak column's)."""
-        return list(self.info["classes"])
+        return list(self.data.classes)
 
     def dataset(self, *, progress: bool = False) -> ImageDataset:
         """The run's data set (read back from the decode cache; loaded once per LoadedRun)."""
@@ -63,19 +81,20 @@ def load_run(
 
     ``checkpoint="auto"`` takes ``best.ckpt`` when present, else ``last.ckpt``.
     """
-    run = Path(run_dir)
-    if not (run / rd.CONFIG).is_file():
-        raise RunDirError(f"{run}: not a biorep run directory (no {rd.CONFIG})")
-    config = RunConfig.from_dict(yaml.safe_load((run / rd.CONFIG).read_text()), source=str(run / rd.CONFIG))
-    info = rd.read_json(run / rd.DATA)
-    ckpts = run / rd.CKPT_DIR
-    order = {"auto": [rd.BEST, rd.LAST], "best": [rd.BEST], "last": [rd.LAST]}[checkpoint]
-    path = next((ckpts / name for name in order if (ckpts / name).is_file()), None)
+    paths = RunPaths(Path(run_dir))
+    run = paths.root
+    if not paths.config.is_file():
+        raise RunDirError(f"{run}: not a biorep run directory (no {CONFIG})")
+    config = RunConfig.from_dict(read_yaml(paths.config), source=str(paths.config))
+    data = read_data(run)
+    order = {"auto": [paths.best, paths.last], "best": [paths.best], "last": [paths.last]}[checkpoint]
+    path = next((p for p in order if p.is_file()), None)
     if path is None:
-        raise RunDirError(f"{ckpts}: no {' or '.join(order)} — did the run finish an epoch?")
-    data_info = DataInfo(
-        in_chans=info["channels"], size=info["size"], classes=info["classes"], scaler=info["scaler"]
-    )
+        names = {"auto": [BEST, LAST], "best": [BEST], "last": [LAST]}[checkpoint]
+        raise RunDirError(f"{paths.checkpoints}: no {' or '.join(names)} — did the run finish an epoch?")
+    if data.size is None:
+        raise RunDirError(f"{paths.data}: size: missing (the network input size)")
+    data_info = DataInfo(in_chans=data.channels, size=data.size, classes=data.classes, scaler=data.scaler)
     cls = METHODS.get(config.method.name)
     model = cls(
         config.method.params,
@@ -85,16 +104,29 @@ def load_run(
         optim=config.train.optim(),
         seed=config.train.seed,
     )
-    state = torch.load(path, map_location=map_location, weights_only=False)
-    model.load_state_dict(state["state_dict"])
+    model.load_state_dict(_read_checkpoint(path, map_location)["state_dict"])
     model.eval()
-    summary = rd.read_json(run / rd.SUMMARY) if (run / rd.SUMMARY).is_file() else None
+    summary = read_summary(run) if paths.summary.is_file() else None
     return LoadedRun(
         run_dir=run,
         model=model,
         config=config,
-        splits=Splits.from_dict(info["splits"]),
-        info=info,
+        splits=Splits.from_dict(data.splits),
+        data=data,
         summary=summary,
         checkpoint=path,
+        state=read_state(run),
     )
+
+
+def _read_checkpoint(path: Path, map_location: str) -> dict[str, Any]:
+    """``torch.load`` of a checkpoint; an empty, truncated or foreign file is a :class:`RunDirError` naming it."""
+    if path.stat().st_size == 0:
+        raise RunDirError(f"{path}: empty checkpoint (written when the disk was full or the run was killed?)")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=False)
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as exc:
+        raise RunDirError(f"{path}: truncated or unreadable checkpoint ({exc})") from None
+    if not isinstance(state, dict) or "state_dict" not in state:
+        raise RunDirError(f"{path}: not a biorep checkpoint (no state_dict)")
+    return state

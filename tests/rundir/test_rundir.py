@@ -20,6 +20,7 @@ from biorep.rundir import (
     atomic_write_bytes,
     atomic_write_text,
     check_usable,
+    embedding_files,
     read_data,
     read_json,
     read_state,
@@ -133,6 +134,11 @@ def test_run_paths() -> None:
     p = RunPaths(Path("runs/ce"))
     assert p.last == Path("runs/ce/checkpoints/last.ckpt") and p.embedding("test").name == "test.parquet"
     assert p.evaluation.name == "evaluation.json" and p.summary.name == "summary.json"
+    assert p.evaluation_result("knn@all", ".csv") == Path("runs/ce/evaluation/knn@all.csv")
+    assert p.karyotype_summary == Path("runs/ce/karyotype/summary.json")
+    files = embedding_files(p.embeddings, "new.all")
+    assert files["logits"] == Path("runs/ce/embeddings/new.all.logits.npy") == p.embedding("new.all", "logits")
+    assert sorted(files) == ["h5ad", "info", "logits", "parquet"]
 
 
 def _dead_pid() -> int:

@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 
 from biorep.errors import DataError
-from biorep.rundir import atomic_write
+from biorep.rundir import atomic_write, embedding_files
 
 FEATURE_PATTERN = re.compile(r"^f\d{4,}$")
 FORMATS = ("parquet", "h5ad")
@@ -189,17 +189,18 @@ def write_embeddings(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     names = feature_names(z.shape[1])
+    files = embedding_files(out, stem)
     written: dict[str, Path] = {}
     if "parquet" in formats:
         table = pd.concat([_meta_for_parquet(meta), pd.DataFrame(z, columns=names)], axis=1)
-        written["parquet"] = atomic_write(out / f"{stem}.parquet", lambda p: table.to_parquet(p, index=False))
+        written["parquet"] = atomic_write(files["parquet"], lambda p: table.to_parquet(p, index=False))
     if "h5ad" in formats:
         import anndata as ad
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             adata = ad.AnnData(X=z, obs=_meta_for_h5ad(meta), var=pd.DataFrame(index=names))
-            written["h5ad"] = atomic_write(out / f"{stem}.h5ad", lambda p: adata.write_h5ad(p))
+            written["h5ad"] = atomic_write(files["h5ad"], lambda p: adata.write_h5ad(p))
     return written
 
 

@@ -23,7 +23,7 @@ from biorep.data import ImageDataset
 from biorep.errors import BiorepError, DataError, RunDirError
 from biorep.evaluate.embed import embed_dataset, read_embeddings, write_embeddings
 from biorep.evaluate.rundata import _device, _write_json, has_classifier
-from biorep.rundir import atomic_write, read_json
+from biorep.rundir import atomic_write, embedding_files, read_json
 
 if TYPE_CHECKING:
     from biorep.training.loading import LoadedRun
@@ -46,9 +46,8 @@ class Embedded:
 
 
 def embedding_paths(out_dir: Path, stem: str) -> dict[str, Path]:
-    """The files one set of embeddings is stored in."""
-    return {"parquet": out_dir / f"{stem}.parquet", "h5ad": out_dir / f"{stem}.h5ad",
-            "logits": out_dir / f"{stem}.logits.npy", "info": out_dir / f"{stem}.json"}
+    """The files one set of embeddings is stored in (:func:`biorep.rundir.embedding_files`)."""
+    return embedding_files(out_dir, stem)
 
 
 def _fingerprint(run: LoadedRun, ds: ImageDataset, idx: np.ndarray) -> dict[str, Any]:

@@ -11,9 +11,9 @@ RUN/checkpoints/last.ckpt     latest state (every epoch and every N steps)     C
 RUN/checkpoints/best.ckpt     best epoch by summary.best_metric                BEST
 RUN/metrics.csv               one row per epoch                                METRICS
 RUN/summary.json              SummaryRecord: timings, memory, best metric      SUMMARY
-RUN/embeddings/<split>.parquet                                                  EMBEDDINGS_DIR
+RUN/embeddings/<stem>.parquet|.h5ad|.logits.npy|.json                          EMBEDDINGS_DIR, EMBEDDING_FILES
 RUN/evaluation.json, RUN/evaluation/<name>.csv|json                             EVALUATION, EVALUATION_DIR
-RUN/karyotype/                assignments, summary, karyograms                 KARYOTYPE_DIR
+RUN/karyotype/summary.json|assignments.csv|<karyogram>.png   KARYOTYPE_DIR, KARYOTYPE_SUMMARY, _ASSIGNMENTS
 RUN/report.html                                                                 REPORT
 ```
 """
@@ -33,17 +33,21 @@ from biorep.rundir.layout import (
     CKPT_DIR,
     CONFIG,
     DATA,
+    EMBEDDING_FILES,
     EMBEDDINGS_DIR,
     EVALUATION,
     EVALUATION_DIR,
     FIGURES_DIR,
+    KARYOTYPE_ASSIGNMENTS,
     KARYOTYPE_DIR,
+    KARYOTYPE_SUMMARY,
     LAST,
     METRICS,
     REPORT,
     STATE,
     SUMMARY,
     RunPaths,
+    embedding_files,
 )
 from biorep.rundir.records import DataRecord, GeometryRecord, SummaryRecord, read_data, read_summary
 from biorep.rundir.state import (
@@ -61,10 +65,13 @@ __all__ = [
     "CONFIG",
     "DATA",
     "EMBEDDINGS_DIR",
+    "EMBEDDING_FILES",
     "EVALUATION",
     "EVALUATION_DIR",
     "FIGURES_DIR",
+    "KARYOTYPE_ASSIGNMENTS",
     "KARYOTYPE_DIR",
+    "KARYOTYPE_SUMMARY",
     "LAST",
     "METRICS",
     "REPORT",
@@ -80,6 +87,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
     "check_usable",
+    "embedding_files",
     "is_rank_zero_process",
     "read_data",
     "read_json",

@@ -14,9 +14,15 @@ CKPT_DIR = "checkpoints"
 LAST = "last.ckpt"
 BEST = "best.ckpt"
 EMBEDDINGS_DIR = "embeddings"
+#: The files of one set of embeddings ``<stem>.*`` (``stem``: the split, or ``<data>.<split>``):
+#: features + metadata as Parquet and AnnData, classifier logits, and the record of what they were
+#: made from and by which run (written last).
+EMBEDDING_FILES = {"parquet": ".parquet", "h5ad": ".h5ad", "logits": ".logits.npy", "info": ".json"}
 EVALUATION = "evaluation.json"
 EVALUATION_DIR = "evaluation"
 KARYOTYPE_DIR = "karyotype"
+KARYOTYPE_SUMMARY = "summary.json"
+KARYOTYPE_ASSIGNMENTS = "assignments.csv"
 FIGURES_DIR = "figures"
 REPORT = "report.html"
 
@@ -71,8 +77,9 @@ class RunPaths:
     def embeddings(self) -> Path:
         return self.root / EMBEDDINGS_DIR
 
-    def embedding(self, split: str) -> Path:
-        return self.root / EMBEDDINGS_DIR / f"{split}.parquet"
+    def embedding(self, split: str, kind: str = "parquet") -> Path:
+        """``embeddings/<split><suffix>`` for ``kind`` in :data:`EMBEDDING_FILES`."""
+        return self.root / EMBEDDINGS_DIR / f"{split}{EMBEDDING_FILES[kind]}"
 
     @property
     def evaluation(self) -> Path:
@@ -82,9 +89,21 @@ class RunPaths:
     def evaluation_dir(self) -> Path:
         return self.root / EVALUATION_DIR
 
+    def evaluation_result(self, key: str, suffix: str = ".json") -> Path:
+        """``evaluation/<key>.json`` (summary) or ``.csv`` (table) of one stored evaluation."""
+        return self.root / EVALUATION_DIR / f"{key}{suffix}"
+
     @property
     def karyotype(self) -> Path:
         return self.root / KARYOTYPE_DIR
+
+    @property
+    def karyotype_summary(self) -> Path:
+        return self.root / KARYOTYPE_DIR / KARYOTYPE_SUMMARY
+
+    @property
+    def karyotype_assignments(self) -> Path:
+        return self.root / KARYOTYPE_DIR / KARYOTYPE_ASSIGNMENTS
 
     @property
     def figures(self) -> Path:
@@ -93,3 +112,13 @@ class RunPaths:
     @property
     def report(self) -> Path:
         return self.root / REPORT
+
+
+def embedding_files(folder: str | Path, stem: str) -> dict[str, Path]:
+    """The files of one set of embeddings ``folder/<stem>.*`` by kind (see :data:`EMBEDDING_FILES`).
+
+    Example:
+        >>> embedding_files("runs/ce/embeddings", "test")["logits"]
+        PosixPath('runs/ce/embeddings/test.logits.npy')
+    """
+    return {kind: Path(folder) / f"{stem}{suffix}" for kind, suffix in EMBEDDING_FILES.items()}

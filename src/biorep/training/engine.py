@@ -435,8 +435,7 @@ def train(
         if cfg.train.epochs == 0:  # an untrained baseline: keep the initialised weights as the run's checkpoint
             parts.trainer.save_checkpoint(str(paths.last), weights_only=False)
     except BaseException as exc:
-        if zero:
-            replacement.rollback()
+        if zero and not replacement.rollback():
             if out.is_dir():
                 status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
                 write_state(out, status, f"{type(exc).__name__}: {exc}"[:500])

@@ -83,13 +83,15 @@ class Replacement:
             shutil.rmtree(self.aside, ignore_errors=True)
         self.aside = None
 
-    def rollback(self) -> None:
+    def rollback(self) -> bool:
+        """Put the old run back (True) if it is still aside; False when there is nothing to restore."""
         if self.aside is None or not self.aside.exists():
-            return
+            return False
         shutil.rmtree(self.out, ignore_errors=True)
         os.replace(self.aside, self.out)
         log.warning("the new run failed before its first checkpoint; %s is restored as it was", self.out)
         self.aside = None
+        return True
 
 
 def _diff(old: Any, new: Any, prefix: str) -> list[tuple[str, Any, Any]]:

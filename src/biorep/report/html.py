@@ -295,6 +295,14 @@ class _Crops:
     def __init__(self, run: RunRecord, problems: list[str]) -> None:
         self.run, self.problems = run, problems
         self._files: list[str] | None | bool = False
+        self.failed: dict[str, str] = {}
+
+    def note(self) -> None:
+        """One note for every crop that could not be read."""
+        if self.failed:
+            first = next(iter(self.failed.values()))
+            self.problems.append(f"{len(self.failed)} crop image(s) could not be read and are left out "
+                                 f"(first: {first})")
 
     def files(self) -> list[str] | None:
         if self._files is False:
@@ -313,7 +321,7 @@ class _Crops:
             return None
         img, why = load_crop(file)
         if img is None:
-            self.problems.append(f"crop {row.get('path', file)}: {why}")
+            self.failed[str(file)] = str(why)
             return None
         return {"src": data_uri(crop_png(img, max_side=128)), "alt": str(row.get("path", file)),
                 "caption": caption, "title": str(row.get("path", file))}
@@ -438,6 +446,7 @@ def _run_section(run: RunRecord, index: int, projections: _Projections) -> dict[
         low, high = evidence.confidence_gallery(table, GALLERY_CROPS)
         ev["low_correct"] = _gallery_cards(table, low, crops)
         ev["high_wrong"] = _gallery_cards(table, high, crops)
+        crops.note()
     elif cls:
         problems.append("no per-crop predictions (evaluation/classification.csv): run `biorep evaluate` "
                         "for the confused pairs and crop galleries")

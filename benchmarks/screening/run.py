@@ -1,149 +1,168 @@
-"""Study B's 16 setups on BBBC021 cycloheximide cells, then RESULTS.md from the results tables.
+"""Study B's 16 setups on BBBC021 cycloheximide cells, then RESULTS.md and results.json.
 
-Runs ``biorep study`` (through the library) on ``configs/studies/screening-16.yaml`` (and, with
-``--rgb``, ``screening-16-rgb.yaml``), then writes ``RESULTS.md`` beside this file: one table per task,
-the time/memory table, the exact commands, the machine and a "Findings" section that checks the
-study's four findings against these numbers by code. A study folder that already holds finished
-setups is resumed, not retrained. Every cell comes from a run: a missing setup, evaluation or value
-stops the script with a message naming it.
+Runs the study (through :mod:`biorep.study.session`, the code behind ``biorep study``) on
+``configs/studies/screening-16.yaml`` (and, with ``--rgb``, ``screening-16-rgb.yaml``; with
+``--budget``, the budget curve ``screening-16-budget.yaml``), leave-one-plate-out (every plate held
+out once), then writes ``RESULTS.md`` and ``results.json`` beside this file: per configuration and
+setup, per task, the median and MAD over the folds, the CI of that median (bootstrap within each
+fold), the untrained-encoder and classical-features values and the paired verdicts against them,
+the epochs actually run, time and peak memory; and the study's four findings, each as holds /
+does not hold / cannot tell, decided by the CIs. A study folder that already holds finished runs
+is resumed, not retrained. A missing run, evaluation or value stops the script with a message
+naming it.
 
 Usage:
-    python benchmarks/screening/run.py                    # CPU-sized default (see the config)
-    python benchmarks/screening/run.py --rgb              # + the three-channel configuration
-    python benchmarks/screening/run.py --set train.epochs=50 --set train.limit_train_batches=null \\
-        --set method.pretrain_epochs=49 --out-root runs/e50   # the study's 50 full epochs
-    python benchmarks/screening/run.py --no-run           # only regenerate RESULTS.md
+    python benchmarks/screening/run.py                      # CPU-sized default (see the config)
+    python benchmarks/screening/run.py --rgb --budget       # + all three channels + the budget curve
+    python benchmarks/screening/run.py --gpu                # the study's protocol: 50 full epochs
+    python benchmarks/screening/run.py --no-run             # only regenerate RESULTS.md / results.json
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
-import math
 import os
 import platform
 import shlex
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 CONFIGS = {
     "gray": ROOT / "configs/studies/screening-16.yaml",
     "rgb": ROOT / "configs/studies/screening-16-rgb.yaml",
+    "budget": ROOT / "configs/studies/screening-16-budget.yaml",
 }
+TITLES = {"gray": "DNA channel only", "rgb": "All three channels", "budget": "Budget curve (DNA channel)"}
 PARADIGMS = ("weak", "autoencoder", "regularized", "byol")
+BENCHMARK = "benchmark.json"  # this script's record of its sessions, in each study folder
+#: The study's protocol (GPU): 50 full epochs, batch 256, Adam 1e-4 (the configs' base), BYOL's stopping rule.
+GPU_SETS = ("train.epochs=50", "train.limit_train_batches=null", "method.pretrain_epochs=49")
+
+sys.path.insert(0, str(ROOT / "src"))
 
 
 class Missing(SystemExit):
     """A value RESULTS.md needs is not in the study's outputs."""
 
 
+def _tasks() -> dict[str, Any]:
+    from biorep.study import Task
+
+    return {
+        "similarity": Task("similarity", "d.median"),
+        "treated vs control": Task("treated_vs_control", "overall.roc_auc"),
+        "clustering": Task("clustering", "best_per_group.silhouette"),
+        "dose mAP vs DMSO": Task("replicate_map", "mean_map"),
+        "dose mAP vs DMSO, sphered": Task("replicate_map_sphered", "mean_map"),
+        "dose mAP vs other doses": Task("label_map", "mean_map"),
+        "dose mAP vs other doses, sphered": Task("label_map_sphered", "mean_map"),
+    }
+
+
+TASK_TEXT = {
+    "similarity": "d = (D̂ − D)/D̂, 50 vs 15 µM (> 0: the doses closer to each other than to DMSO)",
+    "treated vs control": "ROC-AUC of an MLP on frozen features, held-out plate",
+    "clustering": "silhouette at the best min cluster size (UMAP → HDBSCAN, treated cells)",
+    "dose mAP vs DMSO": "replicate mAP: each dose's fields retrieve each other ahead of DMSO fields",
+    "dose mAP vs DMSO, sphered": "the same after ZCA sphering fitted on the DMSO cells",
+    "dose mAP vs other doses": "label mAP: treated fields retrieve their own dose ahead of other doses",
+    "dose mAP vs other doses, sphered": "the same after ZCA sphering fitted on the DMSO cells",
+}
+#: The four task scores the findings use (one per Study B task; mAP after field-standard processing).
+FINDING_TASKS = ("similarity", "treated vs control", "clustering", "dose mAP vs other doses, sphered")
+
+
 # ----------------------------------------------------------------------------- reading one study
 @dataclass
 class Setup:
+    """One setup of a study: its runs (one per fold), summaries and task values over the folds."""
+
     name: str
-    run_dir: Path
     method: str
-    augment: str | None
-    crops: str | None
+    augment: str
+    crops: str
+    backbone: str
     grid: bool  # one of the study's 16 (paradigm × augmentation × crops)
-    row: pd.Series
-    summary: dict[str, Any]
-    config: dict[str, Any]
-    clustering: dict[str, Any]
+    max_epochs: int
+    runs: dict[str, Path]
+    summaries: dict[str, Any]
+    values: dict[str, list[Any]] = field(default_factory=dict)  # task → [FoldValue per fold]
 
     @property
     def untrained(self) -> bool:
-        """The baseline row: ``train.epochs: 0``, the encoder's seeded initial weights."""
-        return self.summary.get("max_epochs") == 0
+        """The untrained-encoder baseline: ``train.epochs: 0`` with the study's SimpleCNN."""
+        return self.max_epochs == 0 and self.backbone != "classical"
 
+    @property
+    def classical(self) -> bool:
+        """The classical-features baseline (``model.backbone: classical``)."""
+        return self.backbone == "classical"
 
-def _need(value: Any, what: str, setup: str) -> Any:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        raise Missing(f"RESULTS.md: {what} is missing for setup {setup!r}; run the study to completion first")
-    return value
+    @property
+    def baseline(self) -> bool:
+        return self.untrained or self.classical
+
+    def summary_values(self, key: str) -> list[float]:
+        out = []
+        for s in self.summaries.values():
+            v = s.get(key)
+            if v is not None:
+                out.append(float(v))
+        return out
 
 
 def load_setups(prep: Any) -> list[Setup]:
-    """Every setup of a prepared study with its results row, summary, config and clustering summary."""
-    import yaml
+    """Every setup of a prepared study with its per-fold run summaries and task values."""
+    from biorep.rundir import RunPaths, read_summary
+    from biorep.study import fold_values, setup_config, study_setups
 
-    from biorep.study import setup_config
-
-    csv = prep.out / "results.csv"
-    if not csv.is_file():
-        raise Missing(f"{csv}: not found; run the study first")
-    table = pd.read_csv(csv, index_col="setup")
+    tasks = _tasks()
+    names = study_setups(prep.study)
+    n_grid = len(names) - len(prep.study.extra)  # the grid comes first, then the extras
+    by_setup: dict[str, list[Any]] = {}
+    for spec in prep.setups:
+        by_setup.setdefault(spec.setup_name, []).append(spec)
     out = []
-    n_grid = len(prep.setups) - len(prep.study.extra)  # expand_grid lists the grid first, then the extras
-    for i, spec in enumerate(prep.setups):
-        run_dir = prep.out / "runs" / spec.name
-        if spec.name not in table.index:
-            raise Missing(f"{csv}: no row for setup {spec.name!r}; the study has not finished")
-        summary_path, cfg_path = run_dir / "summary.json", run_dir / "config.yaml"
-        clus_path = run_dir / "evaluation" / "clustering.json"
-        for p in (summary_path, cfg_path, clus_path):
-            if not p.is_file():
-                raise Missing(f"{p}: not found; setup {spec.name!r} is not finished or not evaluated")
-        cfg = setup_config(prep.base, spec)
-        grid = i < n_grid
-        out.append(Setup(
-            name=spec.name, run_dir=run_dir, method=str(cfg["method"]["name"]),
-            augment=str(cfg["views"]["augment"]), crops=str(cfg["views"]["crops"]),
-            grid=bool(grid and cfg["method"]["name"] in PARADIGMS),
-            row=table.loc[spec.name], summary=json.loads(summary_path.read_text()),
-            config=yaml.safe_load(cfg_path.read_text()),
-            clustering=json.loads(clus_path.read_text())["summary"],
-        ))
-    if sum(s.grid for s in out) != 16:
-        raise Missing(f"{prep.config}: expected the study's 16 grid setups, found {sum(s.grid for s in out)}")
+    for i, name in enumerate(names):
+        specs = by_setup[name]
+        cfg = setup_config(prep.base, specs[0])
+        runs, summaries = {}, {}
+        for spec in specs:
+            run_dir = prep.out / "runs" / spec.name
+            paths = RunPaths(run_dir)
+            for p in (paths.summary, paths.evaluation):
+                if not p.is_file():
+                    raise Missing(f"{p}: not found; run {spec.name!r} is not finished or not evaluated — "
+                                  "run the study to completion first")
+            runs[spec.fold or "all"] = run_dir
+            summaries[spec.fold or "all"] = read_summary(run_dir)
+        method = str(cfg["method"]["name"])
+        s = Setup(name=name, method=method, augment=str(cfg["views"]["augment"]),
+                  crops=str(cfg["views"]["crops"]), backbone=str(cfg["model"]["backbone"]),
+                  grid=bool(i < n_grid and method in PARADIGMS), max_epochs=int(cfg["train"]["epochs"]),
+                  runs=runs, summaries=summaries)
+        for task, spec_t in tasks.items():
+            vals = fold_values(runs, spec_t)
+            missing = [v.fold for v in vals if v.value is None]
+            if missing:
+                raise Missing(f"{prep.out}: {task} ({spec_t.evaluation}.{spec_t.path}) is missing for setup "
+                              f"{name!r} on fold(s) {', '.join(missing)}; was the evaluation run?")
+            s.values[task] = vals
+        out.append(s)
     return out
-
-
-def col(s: Setup, column: str) -> Any:
-    """One cell of the results table (fails loudly when absent)."""
-    if column not in s.row.index:
-        raise Missing(f"results.csv: column {column!r} is missing (setup {s.name!r}); "
-                      "was the evaluation run?")
-    value = s.row[column]
-    return _need(None if pd.isna(value) else value, f"results.csv column {column!r}", s.name)
-
-
-def clustering_best(s: Setup) -> dict[str, Any]:
-    """Median over plates of the row with the best silhouette per plate (the evaluation's summary)."""
-    best = s.clustering.get("best_per_group") or []
-    if not best:
-        raise Missing(f"{s.run_dir}/evaluation/clustering.json: no clustering result (best_per_group empty)")
-    keys = ("min_cluster_size", "silhouette", "calinski_harabasz", "davies_bouldin", "noise_fraction",
-            "n_clusters", "ari", "nmi")
-    out: dict[str, Any] = {"n_plates": len(best)}
-    for k in keys:
-        if any(k not in r for r in best):
-            raise Missing(f"{s.run_dir}/evaluation/clustering.json: {k!r} missing (label_column not set?)")
-        vals = [r[k] for r in best if r[k] is not None]
-        out[k] = float(np.median(vals)) if vals else None  # None: undefined (< 2 clusters on every plate)
-    return out
-
-
-def batches_per_epoch(s: Setup) -> float:
-    return _need(s.summary.get("global_step"), "summary global_step", s.name) / max(1, s.summary["epochs"])
-
-
-def full_epoch_batches(s: Setup) -> int:
-    return int(s.summary["n_train"]) // int(s.config["train"]["batch_size"])
 
 
 # ----------------------------------------------------------------------------- formatting
 def fmt(v: Any, digits: int = 3) -> str:
-    if v is None:
+    if v is None or (isinstance(v, float) and not np.isfinite(v)):
         return "undef."
     if isinstance(v, bool | np.bool_):
         return "yes" if v else "no"
@@ -157,6 +176,10 @@ def fmt(v: Any, digits: int = 3) -> str:
     return f"{v:.{digits}f}" if abs(v) < 100 else f"{v:.1f}"
 
 
+def ci(lo: Any, hi: Any) -> str:
+    return "—" if lo is None or hi is None else f"[{fmt(lo)}, {fmt(hi)}]"
+
+
 def md_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(["---"] * len(headers)) + "|"]
     lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
@@ -166,221 +189,272 @@ def md_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 def label(s: Setup) -> str:
     if s.grid:
         return s.name
-    return f"{s.name} (baseline: no training)" if s.untrained else f"{s.name} (extra)"
+    if s.untrained:
+        return f"{s.name} (baseline: untrained encoder)"
+    if s.classical:
+        return f"{s.name} (baseline: classical features)"
+    return f"{s.name} (extra)"
 
 
-# ----------------------------------------------------------------------------- the task tables
-def similarity_table(setups: list[Setup]) -> str:
+def _arrow(v: str) -> str:
+    return {"holds": "above", "does not hold": "below", "cannot tell": "≈"}[v]
+
+
+# ----------------------------------------------------------------------------- numbers
+def task_numbers(setups: list[Setup]) -> dict[str, dict[str, Any]]:
+    """Per setup, per task: aggregate over folds and paired verdicts against both baselines."""
+    from biorep.study import aggregate_folds, compare_folds
+
+    untrained = next((s for s in setups if s.untrained), None)
+    classical = next((s for s in setups if s.classical), None)
+    out: dict[str, dict[str, Any]] = {}
+    for s in setups:
+        per_task = {}
+        for task, vals in s.values.items():
+            rec = aggregate_folds(vals)
+            for key, base in (("untrained", untrained), ("classical", classical)):
+                if base is None or base is s:
+                    continue
+                rec[key] = aggregate_folds(base.values[task])["median"]
+                rec[f"vs_{key}"] = compare_folds(vals, base.values[task])
+            per_task[task] = rec
+        out[s.name] = per_task
+    return out
+
+
+def resources(s: Setup) -> dict[str, Any]:
+    """Epochs run, time and memory of a setup over its folds."""
+    epochs = {f: r.get("epochs") for f, r in s.summaries.items()}
+    steps = [float(r.get("global_step") or 0) for r in s.summaries.values()]
+    wall = s.summary_values("wall_time_s")
+    per_batch = [w / st for w, st in zip(wall, steps, strict=False) if st]
+    rss, heap = s.summary_values("peak_rss_mb"), s.summary_values("peak_tracemalloc_mb")
+    return {
+        "max_epochs": s.max_epochs, "epochs_run": epochs,
+        "stopped_early": {f: bool(r.get("stopped_early")) for f, r in s.summaries.items()},
+        "batches_run": {f: r.get("global_step") for f, r in s.summaries.items()},
+        "wall_time_s": {f: r.get("wall_time_s") for f, r in s.summaries.items()},
+        "wall_time_s_total": float(sum(wall)),
+        "s_per_batch": float(np.median(per_batch)) if per_batch else None,
+        "peak_rss_mb": max(rss) if rss else None,
+        "peak_tracemalloc_mb": max(heap) if heap else None,
+    }
+
+
+# ----------------------------------------------------------------------------- tables
+def task_table(setups: list[Setup], numbers: dict[str, dict[str, Any]], task: str) -> str:
     rows = []
     for s in setups:
-        p = "similarity.summary."
-        rows.append([label(s), fmt(col(s, p + "D_inv.median"), 4), fmt(col(s, p + "D_inv.mad"), 4),
-                     fmt(col(s, p + "d.median")), fmt(col(s, p + "d.mad")), fmt(col(s, p + "D.median")),
-                     int(col(s, p + "n_groups"))])
-    return md_table(["setup", "D⁻¹ median", "D⁻¹ MAD", "d median", "d MAD", "D median", "plates"], rows)
-
-
-def tvc_table(setups: list[Setup]) -> str:
-    p = "treated_vs_control.summary.overall."
-    rows = [[label(s), *(fmt(col(s, p + m)) for m in ("accuracy", "precision", "recall", "f1", "roc_auc")),
-             int(col(s, p + "n"))] for s in setups]
-    return md_table(["setup", "accuracy", "precision", "recall", "F1", "ROC-AUC", "cells"], rows)
-
-
-def clustering_table(setups: list[Setup]) -> str:
-    rows = []
-    for s in setups:
-        c = clustering_best(s)
-        noise = None if c["noise_fraction"] is None else 100 * c["noise_fraction"]
-        rows.append([label(s), fmt(c["min_cluster_size"], 0), fmt(c["silhouette"]),
-                     fmt(c["calinski_harabasz"], 1), fmt(c["davies_bouldin"]), fmt(noise, 1),
-                     fmt(c["n_clusters"], 0), fmt(c["ari"]), fmt(c["nmi"])])
-    return md_table(["setup", "min cluster size", "silhouette", "Calinski–Harabasz", "Davies–Bouldin",
-                     "noise %", "clusters", "ARI (dose)", "NMI (dose)"], rows)
-
-
-def profiles_table(setups: list[Setup]) -> str:
-    rows = []
-    for s in setups:
-        r, lab = "replicate_map.summary.", "label_map.summary."
-        rows.append([label(s), fmt(col(s, r + "mean_map")), fmt(col(s, r + "fraction_retrieved")),
-                     int(col(s, r + "n_profiles")), fmt(col(s, lab + "mean_map")),
-                     fmt(col(s, lab + "fraction_retrieved"))])
-    return md_table(["setup", "replicate mAP (vs DMSO)", "retrieved (p<0.05)", "field profiles",
-                     "dose mAP (vs other doses)", "retrieved (p<0.05)"], rows)
+        r = numbers[s.name][task]
+        per_fold = ", ".join(fmt(p["value"]) for p in r["per_fold"])
+        vs = []
+        for key in ("untrained", "classical"):
+            c = r.get(f"vs_{key}")
+            vs.append("—" if c is None else f"{_arrow(c['verdict'])} ({fmt(c['difference'])} "
+                      f"{ci(c['ci_low'], c['ci_high'])})")
+        rows.append([label(s), fmt(r["median"]), fmt(r["mad"]), ci(r["ci_low"], r["ci_high"]), per_fold, *vs])
+    return md_table(["setup", "median", "MAD", "95 % CI", "per fold", "vs untrained (Δ, CI)",
+                     "vs classical (Δ, CI)"], rows)
 
 
 def resources_table(setups: list[Setup]) -> str:
     rows = []
     for s in setups:
-        bpe = batches_per_epoch(s)
-        if s.untrained:  # no epoch to time
-            per_epoch = full = None
-        else:
-            per_epoch = float(col(s, "time_per_epoch_s"))
-            full = per_epoch / bpe * full_epoch_batches(s)
-        rows.append([label(s), fmt(per_epoch, 1), fmt(bpe, 0), fmt(full, 0),
-                     fmt(col(s, "wall_time_s"), 0), f"{int(col(s, 'epochs'))} of {s.summary['max_epochs']}"
-                     + (" (early stop)" if s.summary.get("stopped_early") else ""),
-                     fmt(col(s, "peak_tracemalloc_mb"), 1), fmt(col(s, "peak_rss_mb"), 0)])
-    return md_table(["setup", "s / epoch", "batches / epoch", "s / full epoch (est.)", "training s",
-                     "epochs run", "peak tracemalloc MiB", "peak RSS MiB"], rows)
+        r = resources(s)
+        ep = ", ".join(f"{v}" + ("*" if r["stopped_early"][f] else "") for f, v in r["epochs_run"].items())
+        rows.append([label(s), f"{ep} of {r['max_epochs']}", fmt(r["s_per_batch"], 2),
+                     fmt(r["wall_time_s_total"], 0), fmt(r["peak_tracemalloc_mb"], 1), fmt(r["peak_rss_mb"], 0)])
+    return md_table(["setup", "epochs run per fold (* early stop)", "s / batch", "training s (all folds)",
+                     "peak tracemalloc MiB", "peak RSS MiB"], rows)
 
 
 # ----------------------------------------------------------------------------- findings
-#: Task scores used by the findings (higher is better) and how to read them.
-TASKS: dict[str, tuple[str, Callable[[Setup], float | None]]] = {
-    "similarity": ("d = (D̂ − D)/D̂, 50 vs 15 µM",
-                   lambda s: float(col(s, "similarity.summary.d.median"))),
-    "treated vs control": ("ROC-AUC", lambda s: float(col(s, "treated_vs_control.summary.overall.roc_auc"))),
-    "clustering": ("silhouette at the best size", lambda s: clustering_best(s)["silhouette"]),
-    # dose mAP, not replicate mAP: treated fields vs DMSO fields is easy on one plate (mAP ≈ 1 for
-    # every setup, so it cannot rank them)
-    "profiles": ("dose mAP of field profiles", lambda s: float(col(s, "label_map.summary.mean_map"))),
-}
+def _majority(verdicts: Sequence[str]) -> str:
+    """holds / does not hold when the CIs say so in more than half; else cannot tell."""
+    n = len(verdicts)
+    if sum(v == "holds" for v in verdicts) * 2 > n:
+        return "holds"
+    if sum(v == "does not hold" for v in verdicts) * 2 > n:
+        return "does not hold"
+    return "cannot tell"
 
 
-def _scores(grid: list[Setup]) -> pd.DataFrame:
-    return pd.DataFrame({t: [f(s) for s in grid] for t, (_, f) in TASKS.items()},
-                        index=[s.name for s in grid]).astype(float)
+def _count(verdicts: Sequence[str]) -> str:
+    return (f"{sum(v == 'holds' for v in verdicts)} better / {sum(v == 'does not hold' for v in verdicts)} "
+            f"worse / {sum(v == 'cannot tell' for v in verdicts)} cannot tell")
 
 
-def _ranks(scores: pd.DataFrame) -> pd.DataFrame:
-    """Rank 1 = best; an undefined score ranks last."""
-    return scores.fillna(-np.inf).rank(ascending=False, method="average")
+def findings(setups: list[Setup], numbers: dict[str, dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+    """The study's four findings (and 'no single setup wins'), decided by paired CIs over folds."""
+    from biorep.study import compare_folds
 
-
-def _pairwise(
-    grid: list[Setup], scores: pd.DataFrame, attr: str, a: str, b: str
-) -> tuple[list[list[Any]], int]:
-    """Per task: wins of ``attr == a`` over its ``attr == b`` twin (same other factors), mean ranks."""
-    ranks = _ranks(scores)
-    by_key = {(s.method, s.augment, s.crops): s.name for s in grid}
-    rows, majority = [], 0
-    for task in scores.columns:
-        wins = losses = ties = 0
-        for s in grid:
-            if getattr(s, attr) != a:
-                continue
-            key = {"method": s.method, "augment": s.augment, "crops": s.crops}
-            key[attr] = b
-            twin = by_key[(key["method"], key["augment"], key["crops"])]
-            x, y = scores.at[s.name, task], scores.at[twin, task]
-            x = -np.inf if np.isnan(x) else x
-            y = -np.inf if np.isnan(y) else y
-            wins += x > y
-            losses += x < y
-            ties += x == y
-        names_a = [s.name for s in grid if getattr(s, attr) == a]
-        names_b = [s.name for s in grid if getattr(s, attr) == b]
-        majority += wins > losses
-        rows.append([task, f"{wins} / {wins + losses + ties}" + (f" ({ties} tied)" if ties else ""),
-                     f"{ranks.loc[names_a, task].mean():.1f}", f"{ranks.loc[names_b, task].mean():.1f}",
-                     "yes" if wins > losses else ("tie" if wins == losses else "no")])
-    return rows, majority
-
-
-def _verdict(n_yes: int, n_tasks: int) -> str:
-    if n_yes * 2 > n_tasks:
-        return f"**holds** ({n_yes} of {n_tasks} tasks)"
-    if n_yes * 2 == n_tasks:
-        return f"**mixed** ({n_yes} of {n_tasks} tasks)"
-    return f"**does not hold** ({'only ' if n_yes else ''}{n_yes} of {n_tasks} tasks)"
-
-
-def findings(setups: list[Setup]) -> str:
     grid = [s for s in setups if s.grid]
-    scores = _scores(grid)
-    ranks = _ranks(scores)
-    n_tasks = len(TASKS)
-    out = ["Computed by `benchmarks/screening/run.py` from the tables above, over the study's 16 grid setups "
-           "(the extra setups are left out). Task scores, higher is better: "
-           + "; ".join(f"{t}: {d}" for t, (d, _) in TASKS.items())
-           + ". Ranks run from 1 (best) to 16; an undefined score ranks last."]
+    if len(grid) != 16:
+        raise Missing(f"expected the study's 16 grid setups, found {len(grid)}")
+    by_key = {(s.method, s.augment, s.crops): s for s in grid}
+    record: dict[str, Any] = {}
+    out = ["Computed by `benchmarks/screening/run.py` from the tables above, over the 16 grid setups. "
+           "A comparison of two setups is the paired difference of their task scores (same cells, same "
+           "bootstrap resamples), median over the folds with its 95 % CI: **better** / **worse** when the "
+           "CI excludes 0, else **cannot tell**. A task's verdict is *holds* / *does not hold* when more "
+           "than half of its comparisons are better / worse, else *cannot tell*; a finding's verdict is "
+           "the same majority rule over the tasks. Tasks: " + "; ".join(f"{t}: {TASK_TEXT[t]}"
+                                                                         for t in FINDING_TASKS) + "."]
 
-    # 1-2: crops and augmentation
     for title, attr, a, b in (("Multi-crop vs one crop", "crops", "multi", "one"),
                               ("Random augmentation vs none", "augment", "random", "none")):
-        rows, majority = _pairwise(grid, scores, attr, a, b)
-        out += [f"\n**{title}** — the study: it generally helps. Here: {_verdict(majority, n_tasks)} "
-                f"(a task counts when `{a}` beats its `{b}` twin — same paradigm and other factor — in "
-                f"more of the 8 pairs than it loses).\n",
-                md_table(["task", f"{a} wins", f"mean rank {a}", f"mean rank {b}", f"{a} better?"], rows)]
+        rows, task_verdicts, rec = [], [], {}
+        for task in FINDING_TASKS:
+            vs = []
+            for s in grid:
+                if getattr(s, attr) != a:
+                    continue
+                key = {"method": s.method, "augment": s.augment, "crops": s.crops, attr: b}
+                twin = by_key[(key["method"], key["augment"], key["crops"])]
+                vs.append(compare_folds(s.values[task], twin.values[task])["verdict"])
+            tv = _majority(vs)
+            task_verdicts.append(tv)
+            rec[task] = {"pairs": vs, "verdict": tv}
+            rows.append([task, _count(vs), tv])
+        fv = _majority(task_verdicts)
+        record[title] = {"verdict": fv, "tasks": rec}
+        out += [f"\n**{title}** — the study: it generally helps. Here: **{fv}** "
+                f"(`{a}` against its `{b}` twin with the same paradigm and other factor, 8 pairs per task).\n",
+                md_table(["task", f"{a} vs {b} (8 pairs)", "task verdict"], rows)]
 
-    # 3: BYOL competitive and faster
-    best_rank = {p: ranks.loc[[s.name for s in grid if s.method == p]].min() for p in PARADIGMS}
-    pr = pd.DataFrame(best_rank)  # task × paradigm: rank of the paradigm's best setup
-    place = pr.rank(axis=1, method="min")  # 1 = the paradigm with the best setup
-    comp = int((place["byol"] <= 2).sum())
-    times = {s.name: float(col(s, "wall_time_s")) for s in grid}
-    ratios = []
+    # BYOL competitive (its best setup not worse than the best of the other paradigms) and faster
+    rows, comp = [], []
+    for task in FINDING_TASKS:
+        def best(ss: list[Setup], t: str = task) -> Setup:
+            return max(ss, key=lambda s: numbers[s.name][t]["median"])
+        byol = best([s for s in grid if s.method == "byol"])
+        other = best([s for s in grid if s.method != "byol"])
+        c = compare_folds(byol.values[task], other.values[task])
+        comp.append(c["verdict"])
+        rows.append([task, byol.name, other.name, fmt(c["difference"]), ci(c["ci_low"], c["ci_high"]),
+                     {"holds": "better", "does not hold": "worse"}.get(c["verdict"], c["verdict"])])
+    worse = sum(v == "does not hold" for v in comp)
+    competitive = "holds" if worse == 0 else ("does not hold" if worse * 2 > len(comp) else "cannot tell")
+    ratios, ratio_min, ratio_max = [], [], []
     for s in grid:
         if s.method == "byol":
             continue
-        byol = next(g for g in grid if g.method == "byol" and g.augment == s.augment and g.crops == s.crops)
-        ratios.append((times[s.name] / times[byol.name], s.name, byol.name))
-    ratios.sort()
-    r = np.array([x[0] for x in ratios])
-    mean_t = {p: np.mean([times[s.name] for s in grid if s.method == p]) for p in PARADIGMS}
-    byol_epochs = [f"{s.name}: {s.summary['epochs']} of {s.summary['max_epochs']}"
+        twin = by_key[("byol", s.augment, s.crops)]
+        per_fold = [float(s.summaries[f].get("wall_time_s")) / float(twin.summaries[f].get("wall_time_s"))
+                    for f in s.summaries if twin.summaries[f].get("wall_time_s")]
+        ratios.append(float(np.median(per_fold)))
+        ratio_min.append(min(per_fold))
+        ratio_max.append(max(per_fold))
+    r = np.asarray(ratios)
+    faster = ("holds" if min(ratio_min) > 1 else "does not hold" if max(ratio_max) < 1 else
+              "holds" if np.median(r) > 1 and sum(x > 1 for x in ratio_min) * 2 > len(r) else "cannot tell")
+    byol_epochs = [f"{s.name}: {', '.join(str(e) for e in resources(s)['epochs_run'].values())} of {s.max_epochs}"
                    for s in grid if s.method == "byol"]
-    faster = bool(np.median(r) > 1)
-    out += ["\n**BYOL competitive and up to 11× faster** — competitive: "
-            + _verdict(comp, n_tasks).replace(
-                "tasks)", "tasks where BYOL's best setup is 1st or 2nd of the 4 paradigms' best setups)")
-            + f"; faster: **{'holds' if faster else 'does not hold'}** — the other paradigms' training "
-            f"time over BYOL's with the same views: median {np.median(r):.2f}×, range {r.min():.2f}× "
-            f"({ratios[0][1]}) to {r.max():.2f}× ({ratios[-1][1]}). Mean training time per paradigm: "
-            + ", ".join(f"{p} {mean_t[p]:.0f} s" for p in PARADIGMS)
-            + f". Epochs BYOL ran (its stopping rule): {'; '.join(byol_epochs)}.\n",
-            md_table(["task (place of each paradigm's best setup)", *PARADIGMS],
-                     [[t, *(f"{int(place.at[t, p])} (rank {pr.at[t, p]:.0f})" for p in PARADIGMS)]
-                      for t in pr.index])]
+    record["BYOL competitive and faster"] = {"competitive": competitive, "faster": faster, "tasks": comp,
+                                             "time_ratio_median": float(np.median(r)),
+                                             "time_ratio_range": [float(r.min()), float(r.max())]}
+    out += ["\n**BYOL competitive and up to 11× faster** — competitive (BYOL's best setup not worse, by "
+            f"the CI, than the best setup of the other three paradigms, on every task): **{competitive}**; "
+            f"faster: **{faster}** — training time of the other paradigms over BYOL's with the same views "
+            f"(median over folds): median {np.median(r):.2f}×, range {r.min():.2f}×–{r.max():.2f}× "
+            "(*holds* when every fold of every pair is faster for BYOL, or the median ratio is > 1 and "
+            "more than half of the pairs are faster on every fold). Epochs BYOL ran per fold (its "
+            f"stopping rule): {'; '.join(byol_epochs)}.\n",
+            md_table(["task", "BYOL's best", "others' best", "Δ median", "95 % CI", "BYOL better?"], rows)]
 
-    # 4: regularized costliest
-    mem = {}
-    measures = (("peak_tracemalloc_mb", "peak tracemalloc MiB"), ("peak_rss_mb", "peak RSS MiB"),
-                ("wall_time_s", "training time s"))
-    for key, name in measures:
-        m = {p: float(np.mean([float(col(s, key)) for s in grid if s.method == p])) for p in PARADIGMS}
-        mem[name] = m
-    lines = []
-    for name, m in mem.items():
-        top = max(m, key=m.get)
-        lines.append([name, *(f"{m[p]:.1f}" for p in PARADIGMS), top,
-                      "yes" if top == "regularized" else "no"])
-    n_reg = sum(row[-1] == "yes" for row in lines)
-    verdict = _verdict(n_reg, 3).replace("tasks", "measures")
-    out += [f"\n**Regularized costs the most memory and compute** — {verdict} "
-            "(mean over each paradigm's 4 setups; tracemalloc sees the Python heap incl. numpy, not torch "
-            "tensors, as in the study; RSS is per setup because each trains in its own process).\n",
-            md_table(["measure (mean)", *PARADIGMS, "highest", "regularized highest?"], lines)]
+    # regularized costs the most
+    lines, verdicts = [], []
+    for key, name in (("peak_tracemalloc_mb", "peak tracemalloc MiB"), ("peak_rss_mb", "peak RSS MiB"),
+                      ("wall_time_s", "training time s")):
+        folds = list(grid[0].summaries)
+        top_per_fold = []
+        for f in folds:
+            m = {p: np.mean([float(s.summaries[f].get(key) or 0) for s in grid if s.method == p]) for p in PARADIGMS}
+            top_per_fold.append(max(m, key=m.get))
+        mean = {p: np.mean([v for s in grid if s.method == p for v in s.summary_values(key)]) for p in PARADIGMS}
+        n_reg = sum(t == "regularized" for t in top_per_fold)
+        v = "holds" if n_reg == len(folds) else ("does not hold" if n_reg == 0 else "cannot tell")
+        verdicts.append(v)
+        lines.append([name, *(f"{mean[p]:.1f}" for p in PARADIGMS), f"{n_reg} of {len(folds)}", v])
+    reg = _majority(verdicts)
+    record["Regularized costs the most"] = {"verdict": reg, "measures": verdicts}
+    out += [f"\n**Regularized costs the most memory and compute** — **{reg}** (per measure: *holds* when "
+            "the regularized paradigm has the highest mean over its 4 setups on every fold, *does not hold* "
+            "on none; no CI — each is one measurement per run; tracemalloc sees the Python heap, not "
+            "torch tensors, as in the study).\n",
+            md_table(["measure (mean over setups and folds)", *PARADIGMS, "regularized highest (folds)",
+                      "verdict"], lines)]
 
-    # 5: no single setup wins every task
-    best = {t: scores[t].fillna(-np.inf).idxmax() for t in scores.columns}
-    one = len(set(best.values())) == 1
-    mean_rank = ranks.mean(axis=1).sort_values()
-    out += [f"\n**No single setup is best on every task** — **{'does not hold' if one else 'holds'}**: "
-            "best per task "
-            + "; ".join(f"{t}: {n}" for t, n in best.items())
-            + f". Best mean rank over the tasks: {mean_rank.index[0]} ({mean_rank.iloc[0]:.1f}), then "
-            f"{mean_rank.index[1]} ({mean_rank.iloc[1]:.1f}), "
-            f"{mean_rank.index[2]} ({mean_rank.iloc[2]:.1f}).\n"]
-    out += _against_untrained(setups, scores)
-    return "\n".join(out)
+    # no single setup wins every task: for every setup some other setup is better (by the CI) somewhere
+    beaten = {}
+    for s in grid:
+        beaten[s.name] = next(((t, o.name) for t in FINDING_TASKS for o in grid
+                               if o is not s and compare_folds(o.values[t], s.values[t])["verdict"] == "holds"),
+                              None)
+    unbeaten = [n for n, b in beaten.items() if b is None]
+    best_per_task = {t: max(grid, key=lambda s, t=t: numbers[s.name][t]["median"]).name for t in FINDING_TASKS}
+    nosingle = "holds" if not unbeaten else "cannot tell"
+    if len(set(best_per_task.values())) == 1 and unbeaten == [next(iter(best_per_task.values()))]:
+        nosingle = "does not hold" if all(
+            compare_folds(next(s for s in grid if s.name == unbeaten[0]).values[t], o.values[t])["verdict"] == "holds"
+            for t in FINDING_TASKS for o in grid if o.name != unbeaten[0]) else "cannot tell"
+    record["No single setup wins every task"] = {"verdict": nosingle, "best_per_task": best_per_task,
+                                                 "not_beaten_anywhere": unbeaten}
+    out += [f"\n**No single setup is best on every task** — **{nosingle}** (*holds* when every setup is "
+            "beaten, by the CI, by some other setup on some task). Best median per task: "
+            + "; ".join(f"{t}: {n}" for t, n in best_per_task.items())
+            + (f". Not beaten by the CI on any task: {', '.join(unbeaten)}." if unbeaten else ".") + "\n"]
+    out += baselines_section(setups, numbers, record)
+    return "\n".join(out), record
 
 
-def _against_untrained(setups: list[Setup], scores: pd.DataFrame) -> list[str]:
-    """How many of the 16 beat the untrained encoder (``train.epochs: 0``) on each task, if it was run."""
-    base = next((s for s in setups if not s.grid and s.untrained), None)
-    if base is None:
-        return []
-    ref = _scores([base]).iloc[0]
-    rows = [[t, fmt(ref[t]), f"{int((scores[t] > ref[t]).sum())} / {len(scores)}",
-             fmt(scores[t].max()), fmt(scores[t].median())] for t in TASKS]
-    return [f"\n**Against the untrained encoder** (`{base.name}`: the same SimpleCNN, seeded initial weights, "
-            "no training) — how many of the 16 trained setups score above it on each task:\n",
-            md_table(["task", "untrained", "setups above it", "best of the 16", "median of the 16"], rows) + "\n"]
+def baselines_section(setups: list[Setup], numbers: dict[str, dict[str, Any]], record: dict[str, Any]) -> list[str]:
+    """Every trained paradigm against both baselines, on every task (its best setup and all setups)."""
+    trained = [s for s in setups if not s.baseline]
+    methods = list(dict.fromkeys(s.method for s in trained))
+    out, rec = [], {}
+    for key, what in (("untrained", "the untrained encoder"), ("classical", "the classical features")):
+        if not any(f"vs_{key}" in numbers[s.name][t] for s in trained for t in numbers[s.name]):
+            continue
+        rows, beats = [], {}
+        for m in methods:
+            ss = [s for s in trained if s.method == m]
+            cells, flags = [], []
+            for t in _tasks():
+                vs = [numbers[s.name][t][f"vs_{key}"]["verdict"] for s in ss]
+                n_up = sum(v == "holds" for v in vs)
+                flags.append(n_up > 0)
+                cells.append(f"{n_up} / {len(vs)} above" + (f", {sum(v == 'does not hold' for v in vs)} below"
+                                                             if "does not hold" in vs else ""))
+            beats[m] = {t: f for t, f in zip(_tasks(), flags, strict=True)}
+            rows.append([m, *cells])
+        rec[key] = beats
+        fails = [f"{m} on {t}" for m, b in beats.items() for t, ok in b.items() if not ok]
+        out += [f"\n**Against {what}** — setups of each paradigm whose score lies above it by the paired CI "
+                "(all folds):\n", md_table(["paradigm", *_tasks()], rows),
+                "\n" + ("Where no setup of a paradigm beats " + what + ": " + "; ".join(fails) + "."
+                        if fails else f"Every paradigm has a setup above {what} on every task.") + "\n"]
+    record["against baselines"] = rec
+    return out
+
+
+# ----------------------------------------------------------------------------- budget curve
+def budget_section(setups: list[Setup], numbers: dict[str, dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+    """Trained − untrained per paradigm and epoch budget: where does the gap stop moving?"""
+    rows, rec = [], {}
+    trained = sorted([s for s in setups if not s.baseline], key=lambda s: (s.method, s.max_epochs))
+    for s in trained:
+        cells = []
+        for t in FINDING_TASKS:
+            c = numbers[s.name][t].get("vs_untrained")
+            cells.append("—" if c is None else f"{fmt(c['difference'])} {ci(c['ci_low'], c['ci_high'])}")
+            rec.setdefault(s.method, {}).setdefault(str(s.max_epochs), {})[t] = c
+        ep = ", ".join(str(v) for v in resources(s)["epochs_run"].values())
+        rows.append([s.method, s.max_epochs, ep, *cells])
+    text = ("Trained minus untrained (median over folds, paired 95 % CI) per paradigm and epoch budget; "
+            "the gap has stopped moving where consecutive budgets' CIs overlap.\n\n"
+            + md_table(["paradigm", "epochs (budget)", "epochs run per fold", *FINDING_TASKS], rows))
+    return text, rec
 
 
 # ----------------------------------------------------------------------------- the document
@@ -403,51 +477,40 @@ def rel(path: Path | str) -> str:
     return str(path).replace(f"{ROOT}/", "")
 
 
-def section(kind: str, prep: Any, bench: dict[str, Any]) -> str:
+def section(kind: str, prep: Any, bench: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     setups = load_setups(prep)
-    base = setups[0].config
-    t = base["train"]
-    grid_wall = sum(float(col(s, "wall_time_s")) for s in setups if s.grid)
-    title = "DNA channel only" if kind == "gray" else "All three channels"
-    head = (f"## {title} — `{prep.config.relative_to(ROOT)}`\n\n"
-            f"Study folder `{rel(prep.out)}`; {len(setups)} setups ({sum(s.grid for s in setups)} of the study + "
-            f"{sum(not s.grid for s in setups)} extra); data channels {base['data'].get('channels') or 'all'}; "
-            f"{t['epochs']} epochs × {t.get('limit_train_batches') or 'all'} batch(es) of "
-            f"{t['batch_size']}; "
-            f"held-out plate(s) {', '.join(base['data']['split']['holdout'])}. Study wall time "
-            f"{bench['wall_time_s'] / 60:.1f} min (training of the 16: {grid_wall / 60:.1f} min).\n")
-    parts = [head,
-             "### 1. Similarity of 50 µM and 15 µM cycloheximide (relative to DMSO)\n\n"
-             "D = median Euclidean distance between the two doses' cells; D⁻¹ its inverse; "
-             "d = (D̂ − D)/D̂ with D̂ the mean of their median distances to DMSO (> 0: the doses are "
-             "closer to each other than to control). Per plate, then median and MAD over the held-out "
-             "plates. D⁻¹ depends on each representation's scale, so compare d across paradigms.\n",
-             similarity_table(setups),
-             "\n### 2. Treated vs control (held-out plate)\n\nMLP on the frozen 2048-d "
-             "representations of the training plates, scored on the held-out plate; ROC-AUC from "
-             "probabilities, the rest at 0.5.\n",
-             tvc_table(setups),
-             "\n### 3. Clustering of treated cells (per plate)\n\nUMAP → HDBSCAN, min cluster size swept "
-             f"{setups[0].clustering['min_cluster_sizes']}; each row is the size with the "
-             "**best silhouette** per plate (median over plates); internal metrics on the UMAP "
-             "coordinates of non-noise cells; "
-             "ARI/NMI against dose (noise as its own cluster). 'undef.' = fewer than 2 clusters at "
-             "every size.\n",
-             clustering_table(setups),
-             "\n### 4. Profiles (copairs mAP)\n\nMean profile per field of view (plate × well × site) "
-             "on the held-out plate. Replicate mAP: each treatment's fields retrieve each other ahead of "
-             "DMSO fields; dose mAP: treated fields retrieve their own dose ahead of other doses. "
-             "'retrieved' = share of "
-             "groups with BH-corrected permutation p < 0.05.\n", profiles_table(setups),
-             "\n### 5. Time and memory (training)\n\n's / full epoch (est.)' = s / batch × the "
-             "batches of one full pass over the training cells, for comparison with the 50-epoch setting.\n",
-             resources_table(setups),
-             "\n### Findings\n\n" + findings(setups)]
-    return "\n".join(parts)
+    numbers = task_numbers(setups)
+    t = prep.base["train"]
+    folds = [f.get("label") for f in prep.study.folds] or ["(the config's split)"]
+    head = (f"## {TITLES[kind]} — `{rel(prep.config)}`\n\n"
+            f"Study folder `{rel(prep.out)}`; {len(setups)} setups × {len(folds)} folds "
+            f"(held-out plate per fold: {', '.join(map(str, folds))}); data channels "
+            f"{prep.base['data'].get('channels') or 'all'}; {t['epochs']} epochs × "
+            f"{t.get('limit_train_batches') or 'all'} batch(es) of {t['batch_size']} (unless a setup says "
+            f"otherwise); study wall time {bench['wall_time_s'] / 60:.1f} min.\n")
+    parts = [head]
+    rec: dict[str, Any] = {"config": rel(prep.config), "study_folder": rel(prep.out), "folds": folds,
+                           "setups": {}}
+    for s in setups:
+        rec["setups"][s.name] = {"method": s.method, "augment": s.augment, "crops": s.crops,
+                                 "backbone": s.backbone, "grid": s.grid, "untrained": s.untrained,
+                                 "classical": s.classical, **resources(s), "tasks": numbers[s.name]}
+    for i, task in enumerate(_tasks(), 1):
+        parts += [f"### {i}. {task}\n\n{TASK_TEXT[task]}. Median and MAD over the folds; 95 % CI of "
+                  "the median (bootstrap within each fold over fields of view, combined across folds); "
+                  "'vs' columns: paired difference to the baseline, *above* / *below* when its CI excludes "
+                  "0, ≈ otherwise.\n", task_table(setups, numbers, task), ""]
+    parts += ["### Time and memory (training)\n", resources_table(setups), ""]
+    if kind == "budget":
+        text, rec["budget_curve"] = budget_section(setups, numbers)
+        parts += ["### Budget curve\n", text, ""]
+    else:
+        text, rec["findings"] = findings(setups, numbers)
+        parts += ["### Findings\n", text]
+    return "\n".join(parts), rec
 
 
 def _sessions(bench: dict[str, Any]) -> str:
-    """' in 2 sessions (41.0 + 2.7 min)' when a study was resumed or extended, else ''."""
     runs = bench.get("sessions", [])
     if len(runs) < 2:
         return ""
@@ -455,81 +518,82 @@ def _sessions(bench: dict[str, Any]) -> str:
     return f" in {len(runs)} sessions ({minutes} min)"
 
 
-def write_results(preps: dict[str, Any], target: Path) -> Path:
+def write_results(preps: dict[str, Any], target: Path, json_target: Path | None = None) -> Path:
+    from biorep.rundir import atomic_write_text, read_json, write_json
+
     benches = {}
     for kind, prep in preps.items():
-        path = prep.out / "benchmark.json"
+        path = prep.out / BENCHMARK
         if not path.is_file():
-            raise Missing(f"{path}: not found (written by this script after a run); "
-                          "run without --no-run first")
-        benches[kind] = json.loads(path.read_text())
+            raise Missing(f"{path}: not found (written by this script after a run); run without --no-run first")
+        benches[kind] = read_json(path)
     m = machine()
-    cmds = "\n".join(dict.fromkeys(b["command"] for b in benches.values()))  # one line per invocation
+    cmds = "\n".join(dict.fromkeys(b["command"] for b in benches.values()))
     body = [
         "# Screening study (Dmitrenko et al., MIDL 2022) on BBBC021 cycloheximide cells — results\n",
         f"Generated by `benchmarks/screening/run.py` on {dt.date.today().isoformat()} from the study "
-        "folders' `results.csv` and run directories; do not edit by hand. Setup and task definitions: "
-        "`configs/studies/screening-16.yaml` (comments).\n",
-        "## How it was run\n",
-        "```\n" + cmds + "\n```\n",
-        "Equivalent CLI per configuration: "
-        + "; ".join(f"`{rel(b['cli'])}`" for b in benches.values()) + "\n",
+        "folders' run directories; do not edit by hand (`results.json` beside it has every number). "
+        "Setup and task definitions: `configs/studies/screening-16.yaml` (comments).\n",
+        "## How it was run\n", "```\n" + cmds + "\n```\n",
+        "Equivalent CLI per configuration: " + "; ".join(f"`{rel(b['cli'])}`" for b in benches.values()) + "\n",
         f"Machine: {m['nproc']} CPU cores ({m['cpu']}), torch {m['torch']} ({m['threads']} threads), "
         f"Python {m['python']}, GPU: {m['gpu']}. Wall time: "
-        + ", ".join(f"{k} {b['wall_time_s'] / 60:.1f} min" + _sessions(b) for k, b in benches.items())
-        + f" (started {', '.join(b['started'] for b in benches.values())}).\n",
+        + ", ".join(f"{k} {b['wall_time_s'] / 60:.1f} min" + _sessions(b) for k, b in benches.items()) + ".\n",
     ]
-    body += [section(kind, prep, benches[kind]) for kind, prep in preps.items()]
-    text = "\n".join(body) + "\n"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(target.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, target)
+    doc: dict[str, Any] = {"generated": dt.date.today().isoformat(), "machine": m,
+                           "commands": list(dict.fromkeys(b["command"] for b in benches.values())),
+                           "configurations": {}}
+    for kind, prep in preps.items():
+        text, rec = section(kind, prep, benches[kind])
+        rec["wall_time_s"] = benches[kind]["wall_time_s"]
+        body.append(text)
+        doc["configurations"][kind] = rec
+    atomic_write_text(target, "\n".join(body) + "\n")
+    write_json(json_target or target.with_name("results.json"), doc)
     return target
 
 
 # ----------------------------------------------------------------------------- main
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rgb", action="store_true", help="also run the three-channel configuration")
+    ap.add_argument("--rgb", action="store_true", help="also the three-channel configuration")
+    ap.add_argument("--budget", action="store_true", help="also the budget curve (screening-16-budget.yaml)")
+    ap.add_argument("--only-budget", action="store_true", help="only the budget curve")
+    ap.add_argument("--gpu", action="store_true", help="the study's protocol: " + " ".join(GPU_SETS)
+                    + " (study folders get an -e50 suffix)")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                     help="override for every setup (as `biorep study --set`)")
-    ap.add_argument("--out-root", type=Path, default=ROOT / "runs",
-                    help="study folders go to OUT_ROOT/<study name>")
+    ap.add_argument("--out-root", type=Path, default=ROOT / "runs", help="study folders go to OUT_ROOT/<study name>")
     ap.add_argument("--results", type=Path, default=HERE / "RESULTS.md", help="where to write RESULTS.md")
+    ap.add_argument("--json", type=Path, default=None, help="where to write results.json (default: beside RESULTS.md)")
     ap.add_argument("--no-run", action="store_true", help="only regenerate RESULTS.md from finished studies")
     ap.add_argument("--no-report", action="store_true", help="skip the HTML comparison reports")
     args = ap.parse_args(argv)
 
-    sys.path.insert(0, str(ROOT / "src"))
-    from biorep.cli.study import prepare_study, run_prepared
+    from biorep.rundir import read_json, write_json
+    from biorep.study.session import prepare_study, run_prepared
 
-    kinds = ["gray", "rgb"] if args.rgb else ["gray"]
-    preps = {}
-    for kind in kinds:
-        cfg = CONFIGS[kind]
-        name = cfg.stem
-        preps[kind] = prepare_study(cfg, args.sets, out=args.out_root / name)
+    kinds = ["budget"] if args.only_budget else ["gray", *(["rgb"] if args.rgb else []),
+                                                 *(["budget"] if args.budget else [])]
+    sets = [*(GPU_SETS if args.gpu else ()), *args.sets]
+    suffix = "-e50" if args.gpu else ""
+    preps = {k: prepare_study(CONFIGS[k], sets, out=args.out_root / (CONFIGS[k].stem + suffix)) for k in kinds}
     if not args.no_run:
-        for kind, prep in preps.items():
+        for prep in preps.values():
             started = dt.datetime.now().isoformat(timespec="seconds")
-            result = run_prepared(prep, report=not args.no_report, echo=lambda m: print(m, flush=True))
-            cli = " ".join(["biorep study", shlex.quote(str(prep.config.relative_to(ROOT))),
-                            "--out", shlex.quote(str(prep.out)),
-                            *(f"--set {shlex.quote(s)}" for s in args.sets)])
-            path = prep.out / "benchmark.json"
-            old = json.loads(path.read_text()) if path.is_file() else {}
+            result = run_prepared(prep, report=not args.no_report, echo=lambda msg: print(msg, flush=True))
+            cli = " ".join(["biorep study", shlex.quote(rel(prep.config)), "--out", shlex.quote(rel(prep.out)),
+                            *(f"--set {shlex.quote(s)}" for s in sets)])
+            path = prep.out / BENCHMARK
+            old = read_json(path) if path.is_file() else {}
             sessions = [*old.get("sessions", []), {"started": started, "wall_time_s": result.wall_time_s}]
-            timings = {**old.get("timings", {}), **result.timings}  # a resumed study adds to the first
-            words = [str(Path(sys.argv[0])), *(argv if argv is not None else sys.argv[1:])]
-            bench = {"command": " ".join(["python", *map(shlex.quote, words)]),
-                     "cli": cli, "started": sessions[0]["started"], "sessions": sessions,
-                     "wall_time_s": sum(x["wall_time_s"] for x in sessions), "timings": timings}
-            tmp = path.with_suffix(".json.tmp")
-            tmp.write_text(json.dumps(bench, indent=1))
-            os.replace(tmp, path)
-    path = write_results(preps, args.results)
-    print(f"wrote {path}")
+            words = [rel(sys.argv[0]), *(argv if argv is not None else sys.argv[1:])]
+            write_json(path, {"command": " ".join(["python", *map(shlex.quote, words)]), "cli": cli,
+                              "started": sessions[0]["started"], "sessions": sessions,
+                              "wall_time_s": sum(x["wall_time_s"] for x in sessions),
+                              "timings": {**old.get("timings", {}), **result.timings}})
+    path = write_results(preps, args.results, args.json)
+    print(f"wrote {path} and {args.json or path.with_name('results.json')}")
     return 0
 
 

@@ -1,0 +1,121 @@
+"""The screening benchmark's RESULTS.md / results.json generator on fake study folders (no training)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from biorep.rundir import RunPaths, write_json
+
+ROOT = Path(__file__).resolve().parents[2]
+RUN_PY = ROOT / "benchmarks" / "screening" / "run.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("screening_bench_run", RUN_PY)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop(spec.name, None)
+
+
+def _quality(name: str) -> float:
+    """Fake truth: multi-crop +0.05, random augmentation +0.02, baselines lowest."""
+    if name.startswith(("untrained", "classical")):
+        return 0.3 if name.startswith("untrained") else 0.35
+    return 0.5 + 0.05 * ("-multi" in name) + 0.02 * ("-random-" in name) + 0.001 * len(name)
+
+
+def _boot(value: float, noise: np.ndarray) -> dict:
+    reps = value + noise
+    return {"value": value, "ci_low": float(np.quantile(reps, 0.025)), "ci_high": float(np.quantile(reps, 0.975)),
+            "replicates": reps.tolist()}
+
+
+def _fake_study(prep, regularized_heavier: bool = True) -> None:
+    rng = np.random.default_rng(0)
+    noise = {f["label"]: rng.normal(scale=0.01, size=100) for f in prep.study.folds}
+    for spec in prep.setups:
+        run = prep.out / "runs" / spec.name
+        run.mkdir(parents=True)
+        q = _quality(spec.setup_name)
+        b = _boot(q, noise[spec.fold])
+        method = spec.overrides.get("method", {}).get("name", "supcon")
+        epochs = spec.overrides.get("train.epochs", prep.base["train"]["epochs"])
+        heavy = regularized_heavier and method == "regularized"
+        write_json(RunPaths(run).summary, {
+            "method": method, "epochs": min(epochs, 5) if method == "byol" else epochs, "max_epochs": epochs,
+            "stopped_early": method == "byol", "global_step": max(epochs, 1), "wall_time_s": 100.0 * (1 + heavy)
+            / (3 if method == "byol" else 1), "time_per_epoch_s": 10.0, "peak_rss_mb": 1000.0 + 500 * heavy,
+            "peak_tracemalloc_mb": 10.0 + 5 * heavy})
+        write_json(RunPaths(run).evaluation, {
+            "similarity": {"summary": {"d": {"median": q, "mad": 0.0}, "bootstrap": b}},
+            "treated_vs_control": {"summary": {"overall": {"roc_auc": q}, "bootstrap": b}},
+            "clustering": {"summary": {"best_per_group": [{"silhouette": q}], "bootstrap": b}},
+            **{k: {"summary": {"mean_map": q, "bootstrap": b}} for k in (
+                "replicate_map", "replicate_map_sphered", "label_map", "label_map_sphered")},
+        })
+    write_json(prep.out / "benchmark.json", {"command": "python benchmarks/screening/run.py", "cli": "biorep study x",
+                                             "started": "2026-12-02T00:00:00", "wall_time_s": 60.0,
+                                             "sessions": [{"wall_time_s": 60.0}]})
+
+
+def test_results_from_fake_studies(bench, tmp_path: Path) -> None:
+    from biorep.study.session import prepare_study
+
+    preps = {k: prepare_study(bench.CONFIGS[k], out=tmp_path / k) for k in ("gray", "budget")}
+    for prep in preps.values():
+        _fake_study(prep)
+    target = bench.write_results(preps, tmp_path / "RESULTS.md")
+    text = target.read_text()
+    doc = json.loads((tmp_path / "results.json").read_text())
+
+    gray = doc["configurations"]["gray"]
+    assert gray["folds"] == ["Week4_27801", "Week4_27821", "Week4_27861"]
+    assert len(gray["setups"]) == 22  # 16 + 4 extra paradigms + untrained + classical
+    rec = gray["setups"]["byol-random-multi"]
+    assert rec["epochs_run"] == {"Week4_27801": 5, "Week4_27821": 5, "Week4_27861": 5} and rec["max_epochs"] == 20
+    tvc = rec["tasks"]["treated vs control"]
+    assert tvc["median"] == pytest.approx(_quality("byol-random-multi")) and tvc["mad"] == pytest.approx(0.0)
+    assert tvc["ci_low"] < tvc["median"] < tvc["ci_high"]
+    assert tvc["untrained"] == pytest.approx(0.3) and tvc["classical"] == pytest.approx(0.35)
+    assert tvc["vs_untrained"]["verdict"] == "holds" and tvc["vs_classical"]["verdict"] == "holds"
+    f = gray["findings"]
+    assert f["Multi-crop vs one crop"]["verdict"] == "holds"
+    assert f["Random augmentation vs none"]["verdict"] == "holds"
+    assert f["Regularized costs the most"]["verdict"] == "holds"
+    assert f["BYOL competitive and faster"]["faster"] == "holds"
+    assert f["No single setup wins every task"]["verdict"] in ("holds", "does not hold", "cannot tell")
+    assert "**Multi-crop vs one crop** — the study: it generally helps. Here: **holds**" in text
+    assert "Every paradigm has a setup above the untrained encoder on every task." in text
+    budget = doc["configurations"]["budget"]
+    assert set(budget["budget_curve"]) == {"weak", "autoencoder", "regularized", "byol"}
+    assert set(budget["budget_curve"]["byol"]) == {"1", "4", "16", "50"}
+    assert "### Budget curve" in text
+    assert str(tmp_path) not in text or "Study folder" in text
+
+
+def test_missing_evaluation_is_named(bench, tmp_path: Path) -> None:
+    from biorep.study.session import prepare_study
+
+    prep = prepare_study(bench.CONFIGS["gray"], out=tmp_path / "g")
+    _fake_study(prep)
+    run = prep.out / "runs" / "weak-none-one@Week4_27821"
+    ev = json.loads(RunPaths(run).evaluation.read_text())
+    del ev["label_map_sphered"]
+    write_json(RunPaths(run).evaluation, ev)
+    with pytest.raises(bench.Missing, match="weak-none-one.*Week4_27821"):
+        bench.write_results({"gray": prep}, tmp_path / "R.md")
+
+
+def test_run_py_uses_only_library_calls() -> None:
+    src = RUN_PY.read_text()
+    assert "biorep.cli" not in src
+    assert '"summary.json"' not in src and "os.replace" not in src

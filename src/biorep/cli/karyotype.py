@@ -15,6 +15,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from biorep.rundir import RunPaths
+
 _out = Console()
 
 
@@ -37,12 +39,16 @@ def karyotype_cmd(
     Writes RUN/karyotype/assignments.csv, summary.json and <karyogram>.png figures, and stores the
     result in RUN/evaluation.json under "karyotype".
     """
-    from biorep.cli.evaluate import parse_options
+    from biorep.cli.evaluate import check_options, parse_options
     from biorep.evaluate.run import karyotype_run
+    from biorep.report.karyogram import draw_karyograms
 
     opts = parse_options([f"karyotype.{o}" for o in option]).get("karyotype", {})
+    check_options({"karyotype": opts})
+    # evaluate assigns, report draws: the verb composes the two stages (evaluate never imports report)
     summary = karyotype_run(run, data=data, split=split, max_images=max_images, options=opts,
-                            data_root=data_root, progress=progress and not as_json, device=device)
+                            data_root=data_root, progress=progress and not as_json, device=device,
+                            figures=draw_karyograms)
     if as_json:
         typer.echo(json.dumps(summary))
         return
@@ -67,9 +73,30 @@ def _print(run: Path, s: dict[str, Any]) -> None:
     _out.print(table)
     for f in s.get("flagged_karyograms", []):
         _out.print(f"[red]flagged[/] {f['karyogram']}: {f['reason']}", highlight=False)
-    folder = run / "karyotype"
-    _out.print(f"assignments: {folder / 'assignments.csv'}; {len(s.get('images', []))} figure(s) in {folder}",
+    _print_review(s)
+    from biorep.evaluate.karyotype_run import ASSIGNMENTS
+
+    folder = RunPaths(run).karyotype
+    _out.print(f"assignments: {folder / ASSIGNMENTS}; {len(s.get('images', []))} figure(s) in {folder}",
                highlight=False)
+
+
+def _print_review(s: dict[str, Any], limit: int = 8) -> None:
+    """Per karyogram, the crops to check: those the assembly changed or doubts (least sure first)."""
+    listed = [k for k in s.get("per_karyogram", []) if k.get("review")]
+    if not listed:
+        return
+    table = Table(title=f"to review: {s.get('n_review', 0)} crop(s) the assembly changed or doubts "
+                        "(biorep review RUN opens them)")
+    for col in ("karyogram", "crop", "argmax → assigned", "p", "why"):
+        table.add_column(col, overflow="fold")
+    for k in listed:
+        for i, r in enumerate(k["review"][:limit]):
+            table.add_row(k["karyogram"] if i == 0 else "", Path(r["path"]).name,
+                          f"{r['argmax']} → {r['assigned']}", f"{r['p_assigned']:.2f}", r["why"])
+        if len(k["review"]) > limit:
+            table.add_row("", f"… {len(k['review']) - limit} more", "", "", "")
+    _out.print(table)
 
 
 def register(app: typer.Typer) -> None:

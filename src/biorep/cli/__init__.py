@@ -35,6 +35,7 @@ VERB_MODULES = [
     "predict",
     "evaluate",
     "karyotype",
+    "review",
     "report",
     "study",
     "demo",

@@ -60,6 +60,9 @@ def test_embed_into_another_runs_folder_is_refused(karyotype_copy: Path, cells_c
     code, _, err = cli("embed", cells_copy, "--out", other, "--no-progress")
     assert code == 2 and "no record of a biorep run" in err
     assert (other / "test.parquet").read_bytes() == b"not ours"
+    (other / "test.json").write_text(json.dumps({"checkpoint": "best.ckpt"}))  # a record naming no run
+    code, _, err = cli("embed", cells_copy, "--out", other, "--no-progress")
+    assert code == 2 and "test.json names no run" in err
     # a run's own folder is its own: what another run left in RUN/embeddings is replaced there
     code, _, err = cli("embed", cells_copy, "--out", karyotype_copy / "embeddings", "--no-progress")
     assert code == 0, err

@@ -86,7 +86,12 @@ def check_owner(run: LoadedRun, out: Path, stem: str, *, overwrite: bool = False
     owner = _recorded_owner(files["info"])
     if owner == _owner(run):
         return
-    who = f"run {owner}" if owner else "something other than this run (no record of a biorep run)"
+    if owner:
+        who = f"run {owner}"
+    elif files["info"].is_file():
+        who = f"an earlier biorep whose record {files['info'].name} names no run"
+    else:
+        who = "something other than this run (no record of a biorep run)"
     raise RunDirError(f"{out}: {', '.join(p.name for p in present)} already there, written by {who}; "
                       "pass --overwrite to replace them, or choose another --out")
 

@@ -1,27 +1,44 @@
 """The ``biorep`` command line: verbs that mirror the pipeline stages.
 
-Each verb lives in its own module here and exposes ``register(app)``. User errors
-(:class:`biorep.errors.BiorepError`) print one clear message and exit with status 2;
-``biorep --debug ...`` shows the traceback as well.
+Each verb lives in its own module here and exposes ``register(app)``. Every failure ends in one
+line on stderr and a non-zero exit status, never a traceback:
+
+- user errors (:class:`biorep.errors.BiorepError`) and operating-system errors (permission, full
+  disk, read-only file system: :class:`OSError`, named by its path) → ``error: ...``, status 2;
+- usage errors (unknown verb or option, missing argument, bad value) → click's message with its
+  "Did you mean" hint, status 2;
+- a group called without a verb (``biorep``, ``biorep datasets``) → its help on stderr, status 2
+  (click's convention since 8.2, kept here for every typer/click version);
+- Ctrl-C → ``interrupted``, status 130.
+
+``biorep --debug ...`` shows the traceback as well. Typer ≥ 0.2x raises exceptions of its own
+bundled click copy rather than of the ``click`` package, so they are recognised by behaviour
+(:func:`_is_click_error`), not by class.
 """
 
 from __future__ import annotations
 
+import errno
 import importlib
+import os
 import sys
 import traceback
+from typing import Any, NoReturn
 
-import click
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from biorep.errors import BiorepError
 
 console = Console(stderr=True)
+#: Exit status of user, usage and OS errors (click's usage-error status).
+USAGE_EXIT = 2
 app = typer.Typer(
     name="biorep",
     help="Learn, compare and evaluate representations of biological images.",
-    no_args_is_help=True,
+    no_args_is_help=False,  # handled by help_without_verb (the same on every click version)
+    invoke_without_command=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
@@ -42,18 +59,35 @@ VERB_MODULES = [
 ]
 
 
+def help_without_verb(ctx: typer.Context) -> None:
+    """For a group's callback: print the group's help on stderr and exit 2 when no verb was given.
+
+    Groups use ``invoke_without_command=True`` with this instead of click's ``no_args_is_help``,
+    whose exit status changed between click versions (0 before 8.2, 2 since).
+    """
+    if ctx.invoked_subcommand is None and not ctx.resilient_parsing:
+        typer.echo(ctx.get_help(), err=True)
+        raise typer.Exit(USAGE_EXIT)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from biorep import __version__
+
+        typer.echo(f"biorep {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _root(
+    ctx: typer.Context,
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks for errors."),
-    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
 ) -> None:
     """biorep: representation learning for biological images."""
     _STATE["debug"] = debug
-    if version:
-        from biorep import __version__
-
-        typer.echo(__version__)
-        raise typer.Exit(0)
+    help_without_verb(ctx)
 
 
 def _register_verbs() -> None:
@@ -68,28 +102,112 @@ def _register_verbs() -> None:
         module.register(app)
 
 
+def _classes(attr: str) -> tuple[type[BaseException], ...]:
+    """``attr`` of every click exceptions module this process may raise from (click's, typer's copy)."""
+    found: list[type[BaseException]] = []
+    for modname in ("typer._click.exceptions", "click.exceptions", "typer.exceptions", "typer"):
+        try:
+            mod = importlib.import_module(modname)
+        except ImportError:
+            continue
+        cls = getattr(mod, attr, None)
+        if isinstance(cls, type) and issubclass(cls, BaseException) and cls not in found:
+            found.append(cls)
+    return tuple(found)
+
+
+def _is_click_error(exc: BaseException) -> bool:
+    """A click-style exception (any click or typer copy): it can ``show()`` itself and has an exit code."""
+    return (callable(getattr(exc, "show", None)) and callable(getattr(exc, "format_message", None))
+            and isinstance(getattr(exc, "exit_code", None), int))
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _fail(message: str, code: int = USAGE_EXIT) -> NoReturn:
+    if _STATE["debug"]:
+        traceback.print_exc()
+    console.print(Text.assemble(("error:", "bold red"), " ", _one_line(message)), soft_wrap=True,
+                  highlight=False)
+    sys.exit(code)
+
+
+def os_error_message(exc: OSError) -> str:
+    """``PATH: cause`` for an :class:`OSError` (``[Errno 28] No space left on device`` → its words)."""
+    cause = exc.strerror or (errno.errorcode.get(exc.errno or -1) if exc.errno else None) or str(exc)
+    names = [n for n in (exc.filename, getattr(exc, "filename2", None)) if n is not None]
+    where = " → ".join(os.fsdecode(n) if isinstance(n, (bytes, os.PathLike)) else str(n) for n in names)
+    hint = ""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        hint = " (free some space, or point BIOREP_CACHE / --out at a disk with room)"
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        hint = " (choose a folder you can write to)"
+    return f"{where}: {cause}{hint}" if where else f"{cause}{hint}"
+
+
+def _given_value(exc: Any, args: list[str]) -> str | None:
+    """The command-line value of the option a bad-parameter error is about (typer's message omits it)."""
+    opts = list(getattr(getattr(exc, "param", None), "opts", None) or [])
+    for i, a in enumerate(args):
+        for o in opts:
+            if a == o and i + 1 < len(args):
+                return args[i + 1]
+            if o.startswith("--") and a.startswith(o + "="):
+                return a[len(o) + 1 :]
+    return None
+
+
+def _usage_message(exc: Any, args: list[str] | None = None) -> str:
+    msg = _one_line(exc.format_message())
+    given = _given_value(exc, args or [])
+    if given is not None and repr(given) not in msg and f" {given} " not in f" {msg} ":
+        msg += f" (given: {given!r})"
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None:
+        try:
+            path = ctx.command_path
+            names = ctx.help_option_names
+        except Exception:  # pragma: no cover - a click without these
+            return msg
+        if names:
+            msg += f" (see '{path} {names[0]}')"
+    return msg
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point."""
+    """Console-script entry point: run one verb, turning every failure into one line and status 2."""
     _register_verbs()
     args = sys.argv[1:] if argv is None else argv
     _STATE["debug"] = "--debug" in args
+    abort, exit_ = _classes("Abort"), _classes("Exit")
     try:
         rc = app(args=args, prog_name="biorep", standalone_mode=False)
         if isinstance(rc, int) and rc:
             sys.exit(rc)
     except BiorepError as exc:
-        if _STATE["debug"]:
-            traceback.print_exc()
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        console.print("aborted")
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+        _fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:
         console.print("interrupted")
         sys.exit(130)
+    except BaseException as exc:  # noqa: BLE001 - sorted by behaviour below, the rest re-raised
+        if isinstance(exc, SystemExit):
+            raise
+        if abort and isinstance(exc, abort):
+            console.print("aborted")
+            sys.exit(130)
+        if exit_ and isinstance(exc, exit_):
+            sys.exit(int(getattr(exc, "exit_code", 0) or 0))
+        if _is_click_error(exc):
+            if type(exc).__name__ == "NoArgsIsHelpError":  # a verb module's own no_args_is_help group
+                typer.echo(exc.format_message(), err=True)
+                sys.exit(USAGE_EXIT)
+            if _STATE["debug"]:
+                traceback.print_exc()
+            text = _usage_message(exc, args) if hasattr(exc, "ctx") else _one_line(exc.format_message())
+            console.print(Text.assemble(("error:", "bold red"), " ", text), soft_wrap=True, highlight=False)
+            sys.exit(int(exc.exit_code) or USAGE_EXIT)
+        if isinstance(exc, OSError):
+            _fail(os_error_message(exc))
+        raise

@@ -21,9 +21,17 @@ from biorep.errors import ConfigError
 datasets_app = typer.Typer(
     name="datasets",
     help="List the built-in data sets or describe one (or any image folder / manifest).",
-    no_args_is_help=True,
+    invoke_without_command=True,
 )
 _out = Console()
+
+
+@datasets_app.callback()
+def _datasets(ctx: typer.Context) -> None:
+    """List the built-in data sets or describe one (or any image folder / manifest)."""
+    from biorep.cli import help_without_verb
+
+    help_without_verb(ctx)
 
 
 def _parse_options(items: list[str]) -> dict[str, Any]:

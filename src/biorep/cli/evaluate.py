@@ -53,6 +53,19 @@ def parse_options(items: list[str], *, prefix_required: bool = True) -> dict[str
     return out
 
 
+def check_options(options: Mapping[str, Mapping[str, Any]], names: list[str] | None = None) -> None:
+    """Check evaluation names and every ``-o`` value against the evaluations' option schema, before
+    any run is opened (one :class:`ConfigError` line naming the option, the value and what is allowed)."""
+    import biorep.evaluate  # noqa: F401 - registers the evaluations
+    from biorep.evaluate.context import EVALUATIONS
+    from biorep.evaluate.evaluator import check_options as check_evaluation_options
+
+    for n in names or []:
+        EVALUATIONS.get(n)
+    for n, opts in options.items():
+        check_evaluation_options(n, opts, complete=False)
+
+
 def split_names(values: list[str]) -> list[str] | None:
     """``--only a --only b,c`` → ``["a", "b", "c"]``; nothing given → None (the defaults)."""
     names = [n.strip() for v in values for n in v.split(",") if n.strip()]
@@ -119,7 +132,9 @@ def evaluate_cmd(
     """
     from biorep.evaluate.run import evaluate_run
 
-    results = evaluate_run(run, names=split_names(only), options=parse_options(option), data=data,
+    names, options = split_names(only), parse_options(option)
+    check_options(options, names)
+    results = evaluate_run(run, names=names, options=options, data=data,
                            split=split, progress=progress and not as_json, data_root=data_root, device=device,
                            allow_unfinished=allow_unfinished)
     if as_json:

@@ -32,6 +32,8 @@ def predict_cmd(
     via: str = typer.Option("auto", "--via", help="classifier (the run's own head), knn (a vote of the run's "
                             "labelled training images, for runs without a classifier) or auto."),
     k: int = typer.Option(20, "--k", min=1, help="Neighbours of the kNN vote (--via knn)."),
+    strict: bool = typer.Option(False, "--strict", help="Refuse images whose pixel type, channel count or size "
+                                "differs from the run's training images (default: a warning)."),
     allow_unfinished: bool = typer.Option(False, "--allow-unfinished",
                                           help="Use a run that has not finished training (its latest "
                                                "checkpoint), with a warning, instead of refusing it."),
@@ -42,7 +44,8 @@ def predict_cmd(
     class, predicted_by and error. Runs without a classifier (BYOL, SimCLR, autoencoder ...) predict
     by a cosine kNN vote of their labelled training images, as the knn evaluation scores them.
     Images that cannot be read are listed with the reason (also on stderr); the rest are still
-    predicted.
+    predicted. Images unlike the training images (pixel type, channels, size) get a warning naming
+    the difference, or an error with --strict.
     """
     from biorep.evaluate.run import predict_images
     from biorep.rundir import atomic_write
@@ -52,7 +55,8 @@ def predict_cmd(
     if out.exists() and not overwrite:
         raise RunDirError(f"--out {out} already exists; pass --overwrite to replace it")
     table = predict_images(run, [str(p) for p in inputs], path_column=path_column, batch_size=batch_size,
-                           data_root=data_root, device=device, via=via, k=k, allow_unfinished=allow_unfinished)
+                           data_root=data_root, device=device, via=via, k=k, allow_unfinished=allow_unfinished,
+                           strict=strict)
     atomic_write(out, lambda p: table.to_csv(p, index=False))
     failed = table[table["error"].notna()]
     for path, reason in zip(failed["path"], failed["error"]):

@@ -14,12 +14,14 @@ Example:
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
 import multiprocessing as mp
 import os
 import re
+import shutil
 import stat
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -34,7 +36,8 @@ from biorep import paths
 from biorep.data.config import GeometryConfig
 from biorep.data.decode import read_image
 from biorep.data.geometry import apply_geometry, auto_scale, border_median
-from biorep.errors import DataError
+from biorep.errors import BiorepError, DataError
+from biorep.rundir import atomic_write, atomic_write_text
 
 log = logging.getLogger("biorep.data")
 
@@ -82,10 +85,58 @@ def cache_key(files: Sequence[str | Path], settings: dict[str, Any], *, origin: 
     return h.hexdigest()
 
 
+def _human(nbytes: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if nbytes < 1024 or unit == "TiB":
+            return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
+        nbytes /= 1024
+    return f"{nbytes:.1f} TiB"  # pragma: no cover
+
+
+def ensure_free_space(folder: Path, nbytes: int, *, what: str) -> None:
+    """Raise a :class:`BiorepError` naming ``folder`` when its disk has less than ``nbytes`` free.
+
+    Checked before writing a file of known size (the decode cache), so a full disk is one clear
+    message instead of a half-written file.
+    """
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return  # cannot tell: the write itself (preallocated) will say
+    if free < nbytes:
+        raise BiorepError(
+            f"{folder}: not enough free space for {what} ({_human(nbytes)} needed, {_human(free)} free); "
+            "free some space or set BIOREP_CACHE to a folder on a disk with room"
+        )
+
+
+def preallocate(path: Path) -> None:
+    """Reserve the blocks of ``path`` (its current size) so that writing a memory map of it can never
+    hit a full disk (which would be SIGBUS, not an error). No-op where the file system cannot."""
+    fallocate = getattr(os, "posix_fallocate", None)
+    if fallocate is None:  # pragma: no cover - not on this platform
+        return
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fallocate(fd, 0, os.fstat(fd).st_size)
+    except OSError as exc:
+        if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+            return  # e.g. some network file systems; the free-space check still applies
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
+    finally:
+        os.close(fd)
+
+
 def cache_files(name: str, key: str) -> tuple[Path, Path, Path]:
     """The three cache files (images, original sizes, sidecar) for ``name`` and ``key``."""
     folder = paths.cache_dir() / "datasets"
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BiorepError(
+            f"{exc.filename or folder}: cannot create the decode cache folder ({exc.strerror or exc}); "
+            "set BIOREP_CACHE to a folder you can write to"
+        ) from None
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")[:40] or "data"
     stem = f"{stem}-{key[:20]}"
     return folder / f"{stem}.npy", folder / f"{stem}.sizes.npy", folder / f"{stem}.json"
@@ -303,45 +354,52 @@ def decode_cached(
                 auto_scale(orig[:, 0], orig[:, 1], size) if geometry.scale == "auto" else geometry.resize_factor()
             )
 
-            tmp_img = img_path.with_name(f"{img_path.name}.tmp-{os.getpid()}.npy")
-            out = np.lib.format.open_memmap(tmp_img, mode="w+", dtype=dtype, shape=(len(files), n_channels, size, size))
-            try:
-                task2 = bar.add_task(f"{geometry.mode} {size}px", total=len(files))
-                n_shrunk, pos = 0, 0
-                jobs = [[a.astype(dtype, copy=False) for a in c] for c in _chunks(arrays, _CHUNK)]
-                k = len(jobs)
-                for stack, shrunk in ex.map(
-                    _geometry_chunk, jobs, [geometry.mode] * k, [size] * k, [scale] * k, [bg] * k
-                ):
-                    out[pos : pos + len(stack)] = stack
-                    pos += len(stack)
-                    n_shrunk += shrunk
-                    bar.advance(task2, len(stack))
-                out.flush()
-                del out
-                tmp_sizes = sizes_path.with_name(f"{sizes_path.name}.tmp-{os.getpid()}.npy")
-                np.save(tmp_sizes, orig)
-                info = {
-                    "name": name,
-                    "key": key,
-                    "n": len(files),
-                    "channels": n_channels,
-                    "dtype": str(np.dtype(dtype)),
-                    "size": size,
-                    "background": bg,
-                    "scale": scale,
-                    "n_shrunk": n_shrunk,
-                    "settings": settings,
-                    "cache_version": CACHE_VERSION,
-                }
-                tmp_json = sidecar.with_name(f"{sidecar.name}.tmp-{os.getpid()}")
-                tmp_json.write_text(json.dumps(info, indent=1, default=str))
-                os.replace(tmp_img, img_path)
-                os.replace(tmp_sizes, sizes_path)
-                os.replace(tmp_json, sidecar)
-            finally:
-                for t in img_path.parent.glob(f"*.tmp-{os.getpid()}*"):
-                    t.unlink(missing_ok=True)
+            shape = (len(files), n_channels, size, size)
+            nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+            ensure_free_space(img_path.parent, nbytes + orig.nbytes + (1 << 16), what="the decode cache")
+            n_shrunk = 0
+
+            def fill(tmp: Path) -> None:
+                nonlocal n_shrunk
+                out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
+                try:
+                    preallocate(tmp)  # a full disk fails here, not as SIGBUS while writing the memmap
+                    task2 = bar.add_task(f"{geometry.mode} {size}px", total=len(files))
+                    pos = 0
+                    jobs = [[a.astype(dtype, copy=False) for a in c] for c in _chunks(arrays, _CHUNK)]
+                    k = len(jobs)
+                    for stack, shrunk in ex.map(
+                        _geometry_chunk, jobs, [geometry.mode] * k, [size] * k, [scale] * k, [bg] * k
+                    ):
+                        out[pos : pos + len(stack)] = stack
+                        pos += len(stack)
+                        n_shrunk += shrunk
+                        bar.advance(task2, len(stack))
+                    out.flush()
+                finally:
+                    del out
+
+            def save_sizes(tmp: Path) -> None:
+                with open(tmp, "wb") as fh:
+                    np.save(fh, orig)
+
+            # temp file beside each target, fsync, rename; the sidecar last, as the commit marker
+            atomic_write(img_path, fill)
+            atomic_write(sizes_path, save_sizes)
+            info = {
+                "name": name,
+                "key": key,
+                "n": len(files),
+                "channels": n_channels,
+                "dtype": str(np.dtype(dtype)),
+                "size": size,
+                "background": bg,
+                "scale": scale,
+                "n_shrunk": n_shrunk,
+                "settings": settings,
+                "cache_version": CACHE_VERSION,
+            }
+            atomic_write_text(sidecar, json.dumps(info, indent=1, default=str))
     finally:
         ex.shutdown(wait=True, cancel_futures=True)
     if n_shrunk:

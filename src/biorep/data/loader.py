@@ -114,5 +114,6 @@ def load_dataset(cfg: DataConfig, *, progress: bool = True) -> ImageDataset:
         background=float(dec.info["background"]),
         channels=int(dec.info["channels"]),
         size=int(dec.info["size"]),
-        info={k: dec.info[k] for k in ("dtype", "scale", "n_shrunk", "key", "settings") if k in dec.info},
+        info={**{k: dec.info[k] for k in ("dtype", "scale", "n_shrunk", "key", "settings") if k in dec.info},
+              "origin": src.origin or src.name},
     )

@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from biorep.data.decode import image_suffixes, is_image_file
 from biorep.errors import DataError
 
 MANIFEST_SUFFIXES = (".csv", ".parquet", ".pq")
+log = logging.getLogger("biorep.data")
 
 
 @dataclass
@@ -144,6 +146,47 @@ def resolve_manifest_paths(
     return out
 
 
+def drop_duplicate_paths(
+    files: list[str], meta: pd.DataFrame, *, manifest: Path, path_column: str, label: str | None
+) -> tuple[list[str], pd.DataFrame]:
+    """One row per image file: a path listed twice would put one image in two split parts.
+
+    Rows naming the same file (after resolving ``..`` and ``./``) with the same label are reduced to
+    the first, with a warning; with different labels the manifest is contradictory and refused.
+
+    Raises:
+        DataError: a file listed with conflicting labels (lists them, with rows and labels).
+    """
+    paths = pd.Series(files)
+    dup = paths.duplicated(keep=False).to_numpy()
+    if not dup.any():
+        return files, meta
+    rows = np.flatnonzero(dup)
+    labels = _label_strings(meta[label]) if label is not None else [None] * len(meta)
+    by_file: dict[str, list[int]] = {}
+    for r in rows:
+        by_file.setdefault(files[r], []).append(int(r))
+    shown = lambda r: str(meta[path_column].iloc[r])  # noqa: E731 - as the manifest spells it
+    conflicts = [
+        f"{shown(rs[0])} (rows {', '.join(str(r + 2) for r in rs)}: "
+        f"{', '.join(repr(labels[r]) for r in rs)})"
+        for rs in by_file.values() if len({labels[r] for r in rs}) > 1
+    ]
+    if conflicts:
+        more = f" and {len(conflicts) - 5} more" if len(conflicts) > 5 else ""
+        raise DataError(
+            f"{manifest}: {len(conflicts)} image path(s) listed more than once with different labels in "
+            f"column {label!r}: {'; '.join(conflicts[:5])}{more}; keep one row per image"
+        )
+    keep = ~paths.duplicated(keep="first").to_numpy()
+    examples = ", ".join(f"{shown(rs[0])} (rows {', '.join(str(r + 2) for r in rs)})"
+                         for rs in list(by_file.values())[:3])
+    log.warning("%s: %d image path(s) listed more than once (same label); using the first row of each and "
+                "dropping %d duplicate row(s), so no image is in two split parts: %s%s", manifest,
+                len(by_file), int((~keep).sum()), examples, " ..." if len(by_file) > 3 else "")
+    return [f for f, k in zip(files, keep) if k], meta.loc[keep].reset_index(drop=True)
+
+
 def read_manifest(
     manifest: str | os.PathLike[str],
     *,
@@ -164,7 +207,8 @@ def read_manifest(
         df: an already-read (and possibly filtered) manifest table.
 
     Raises:
-        DataError: unreadable manifest, missing path/label/group column, escaping or empty paths.
+        DataError: unreadable manifest, missing path/label/group column, escaping or empty paths, a
+            path listed twice with different labels (the same label twice: a warning, one row kept).
     """
     manifest = Path(manifest).expanduser()
     if df is None:
@@ -180,6 +224,7 @@ def read_manifest(
         label = "label"
     files = resolve_manifest_paths(df[path_column], manifest.parent, manifest, path_column, allow_absolute=allow_absolute)
     meta = df.reset_index(drop=True).copy()
+    files, meta = drop_duplicate_paths(files, meta, manifest=manifest, path_column=path_column, label=label)
     if path_column != "path":
         if "path" in meta.columns:
             meta = meta.drop(columns=["path"])

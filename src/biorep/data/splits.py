@@ -47,9 +47,14 @@ def _as_splits(train: np.ndarray, val: np.ndarray, test: np.ndarray) -> Splits:
 
 
 def _carve(
-    idx: np.ndarray, frac: float, y: np.ndarray, groups: np.ndarray | None, stratify: bool, seed: int
+    idx: np.ndarray, frac: float, y: np.ndarray, groups: np.ndarray | None, stratify: bool, seed: int,
+    *, where: str = "", column: str | None = None, part_name: str = "test",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Split ``idx`` into (rest, part) with ``part`` ≈ ``frac`` of it, by group and stratified."""
+    """Split ``idx`` into (rest, part) with ``part`` ≈ ``frac`` of it, by group and stratified.
+
+    ``where`` (the manifest or data set), ``column`` (the group column) and ``part_name`` only name
+    things in error messages."""
+    prefix = f"{where}: " if where else ""
     if frac <= 0 or idx.size == 0:
         return idx, idx[:0]
     from sklearn.model_selection import (
@@ -65,7 +70,8 @@ def _carve(
     if groups is None:
         n_part = max(1, round(frac * idx.size))
         if n_part >= idx.size:
-            raise DataError(f"cannot split {idx.size} samples to leave a fraction {frac} out")
+            raise DataError(f"{prefix}cannot split {idx.size} sample(s) to leave a fraction {frac:.2g} out for "
+                            f"split.{part_name}; give more images or set split.{part_name}: 0")
         if can_stratify and np.bincount(yy).min(initial=2) >= 2 and n_part >= np.unique(yy).size:
             splitter = StratifiedShuffleSplit(1, test_size=n_part, random_state=seed)
         else:
@@ -75,7 +81,13 @@ def _carve(
     g = groups[idx]
     n_groups = np.unique(g).size
     if n_groups < 2:
-        raise DataError(f"cannot split by group: only {n_groups} group(s) left ({np.unique(g)[:3].tolist()})")
+        left = " left after the test part" if part_name == "val" else ""
+        raise DataError(
+            f"{prefix}cannot make split.{part_name} by group column {column!r}: it has only {n_groups} "
+            f"value(s){left} ({', '.join(map(repr, np.unique(g)[:3].tolist()))}), and whole groups go to "
+            f"one part; use a column with more values (split.group), set split.{part_name}: 0, or "
+            "split.group: null to split image by image"
+        )
     n_splits = int(min(n_groups, max(2, round(1 / frac))))
     if can_stratify:
         splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
@@ -107,6 +119,7 @@ def split_dataset(ds: ImageDataset, cfg: SplitConfig | None = None) -> Splits:
         groups = ds.meta[column].astype(str).to_numpy()
     idx = np.arange(len(ds))
     y = ds.targets
+    where = str(ds.info.get("origin") or ds.name)
     if cfg.holdout:
         if groups is None:
             raise DataError("split.holdout needs a group column (set data.group or split.group)")
@@ -116,15 +129,49 @@ def split_dataset(ds: ImageDataset, cfg: SplitConfig | None = None) -> Splits:
         in_test = np.isin(groups, cfg.holdout)
         rest, test = idx[~in_test], idx[in_test]
     else:
-        rest, test = _carve(idx, cfg.test, y, groups, cfg.stratify, cfg.seed)
+        rest, test = _carve(idx, cfg.test, y, groups, cfg.stratify, cfg.seed, where=where, column=column)
     val_frac = cfg.val / max(1e-9, rest.size / max(1, idx.size))
     val_frac = min(val_frac, 0.5)
-    train, val = _carve(rest, val_frac if cfg.val > 0 else 0.0, y, groups, cfg.stratify, cfg.seed + 1)
+    train, val = _carve(rest, val_frac if cfg.val > 0 else 0.0, y, groups, cfg.stratify, cfg.seed + 1,
+                        where=where, column=column, part_name="val")
     if groups is not None:
         if not cfg.holdout:
             _warn_coarse("test", cfg.test, test, groups, column)
         _warn_coarse("val", cfg.val, val, groups, column)
-    return _as_splits(train, val, test)
+    splits = _as_splits(train, val, test)
+    warn_small_classes(ds, splits)
+    return splits
+
+
+def warn_small_classes(ds: ImageDataset, splits: Splits) -> list[str]:
+    """Warn (naming them) about classes with fewer images than the split needs, or none in training.
+
+    The split needs one image per class in training, plus one in each non-empty validation and
+    test part; a class below that is either never learned or never scored. Returns the warned classes.
+    """
+    y = np.asarray(ds.targets)
+    if not (y >= 0).any() or not len(ds.classes):
+        return []
+    counts = np.bincount(y[y >= 0], minlength=len(ds.classes))
+    parts = {"train": splits.train, "val": splits.val, "test": splits.test}
+    needed = 1 + sum(1 for k in ("val", "test") if len(parts[k]))
+    problems: list[str] = []
+    names: list[str] = []
+    for c, n in enumerate(counts):
+        if n == 0:
+            continue
+        missing = [k for k, rows in parts.items() if len(rows) and not (y[rows] == c).any()]
+        if n < needed or "train" in missing:
+            names.append(str(ds.classes[c]))
+            problems.append(f"{ds.classes[c]!r} ({n} image(s); none in {'/'.join(missing) or '-'})"
+                            if missing else f"{ds.classes[c]!r} ({n} image(s))")
+    if problems:
+        log.warning("%s: %d class(es) have fewer images than the split needs (%d: one for training%s): %s; "
+                    "a class without training images is never learned, one without test images never "
+                    "scored — add images or merge these classes", ds.info.get("origin") or ds.name,
+                    len(problems), needed, " and one per val/test part" if needed > 1 else "",
+                    ", ".join(problems[:10]) + (" ..." if len(problems) > 10 else ""))
+    return names
 
 
 def _warn_coarse(part: str, asked: float, rows: np.ndarray, groups: np.ndarray, column: str) -> None:

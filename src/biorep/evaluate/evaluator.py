@@ -353,8 +353,9 @@ def _is_karyotype(classes: Sequence[str]) -> bool:
 
 
 def check_options(name: str, options: Mapping[str, Any], *, complete: bool) -> None:
-    """Raise a :class:`ConfigError` for options ``name`` does not take (and, with ``complete``, for
-    required options that are missing)."""
+    """Raise a :class:`ConfigError` for options ``name`` does not take, for values that do not fit the
+    evaluation's signature or :data:`OPTION_LIMITS` (naming the option, the value and what is
+    allowed) and, with ``complete``, for required options that are missing."""
     fn = EVALUATIONS.get(name)
     params = inspect.signature(fn).parameters
     allowed = [p for p in list(params)[1:] if params[p].kind is inspect.Parameter.KEYWORD_ONLY]
@@ -366,6 +367,9 @@ def check_options(name: str, options: Mapping[str, Any], *, complete: bool) -> N
     if where is not None and not (isinstance(where, Mapping) and where):
         raise ConfigError(f"evaluation {name!r}: option where must be a {{column: value}} mapping, "
                           f"got {where!r}")
+    from biorep.evaluate.options import check_option_values
+
+    check_option_values(name, {k: v for k, v in options.items() if k != WHERE})
     if complete:
         missing = [p for p in allowed if params[p].default is inspect.Parameter.empty and p not in options]
         if missing:

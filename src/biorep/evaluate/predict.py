@@ -7,6 +7,7 @@ unusable files per row instead of failing.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from biorep.training.loading import LoadedRun
 
 __all__ = ["predict_images"]
+log = logging.getLogger("biorep.evaluate")
 
 
 def _input_files(inputs: Sequence[str | os.PathLike[str]], path_column: str
@@ -76,8 +78,12 @@ def _input_files(inputs: Sequence[str | os.PathLike[str]], path_column: str
     return files, metas, errors
 
 
-def _prepare_image(path: str, run: LoadedRun, geom: GeometryConfig) -> np.ndarray:
-    """Decode one file and bring it to the run's channels and geometry (raises on any problem)."""
+def _prepare_image(path: str, run: LoadedRun, geom: GeometryConfig,
+                   seen: list[tuple[str, int, int, int]] | None = None) -> np.ndarray:
+    """Decode one file and bring it to the run's channels and geometry (raises on any problem).
+
+    ``seen`` gets the file's (pixel type, channels kept, height, width) as decoded, for
+    :func:`biorep.data.checks.compare_images`."""
     from biorep.data.decode import read_image
     from biorep.data.geometry import apply_geometry
 
@@ -87,6 +93,8 @@ def _prepare_image(path: str, run: LoadedRun, geom: GeometryConfig) -> np.ndarra
         if max(chans) >= arr.shape[0]:
             raise DataError(f"has {arr.shape[0]} channel(s); the run keeps channels {chans}")
         arr = arr[chans]
+    if seen is not None:
+        seen.append((str(arr.dtype), int(arr.shape[0]), int(arr.shape[1]), int(arr.shape[2])))
     want = int(run.data.channels)
     if arr.shape[0] != want:
         raise DataError(f"has {arr.shape[0]} channel(s) but the run was trained on {want}")
@@ -109,6 +117,7 @@ def predict_images(
     via: str = "auto",
     k: int = 20,
     allow_unfinished: bool = False,
+    strict: bool = False,
 ) -> pd.DataFrame:
     """Class and per-class probabilities for new images with the run's preprocessing.
 
@@ -122,6 +131,9 @@ def predict_images(
             what self-supervised runs without a classifier use) or ``"auto"`` (the classifier when
             the run has one, else kNN).
         k: neighbours of the kNN vote.
+        strict: make a difference between the images and the run's training images (pixel type,
+            channel count, size distribution; :func:`biorep.data.checks.compare_images`) an error
+            instead of a warning.
         allow_unfinished: use a run that has not finished training (its latest checkpoint, with a
             warning) instead of refusing it (see :func:`biorep.rundir.check_usable`).
 
@@ -155,15 +167,17 @@ def predict_images(
     geom = run_geometry(run)
     files, metas, errors = _input_files(inputs, path_column)
     arrays: dict[int, np.ndarray] = {}
+    seen: list[tuple[str, int, int, int]] = []
     for i, f in enumerate(files):
         if errors[i] is not None:
             continue
         try:
-            arrays[i] = _prepare_image(f, run, geom)
+            arrays[i] = _prepare_image(f, run, geom, seen)
         except BiorepError as exc:
             errors[i] = str(exc).removeprefix(f"{f}: ")
         except Exception as exc:  # any decoder failure is a per-file problem here
             errors[i] = f"cannot read image ({type(exc).__name__}: {exc})"
+    _check_like_training(run, seen, strict)
     ok = sorted(arrays)
     if not ok:
         detail = "; ".join(f"{f}: {e}" for f, e in zip(files, errors))
@@ -194,6 +208,21 @@ def predict_images(
     table["predicted_by"] = np.where(good, f"knn (k={knn.k}, training images)" if knn else "classifier", None)
     table["error"] = errors
     return table
+
+
+def _check_like_training(run: LoadedRun, seen: list[tuple[str, int, int, int]], strict: bool) -> None:
+    """Warn (``strict``: raise) when the decoded images differ from the run's training images."""
+    from biorep.data.checks import compare_images
+
+    record = getattr(run, "data", None) or getattr(run, "info", {})
+    problems = compare_images(record, dtypes=[s[0] for s in seen], channels=[s[1] for s in seen],
+                              heights=[s[2] for s in seen], widths=[s[3] for s in seen])
+    if not problems:
+        return
+    what = f"images differ from the training images of run {run.run_dir}: " + "; ".join(problems)
+    if strict:
+        raise DataError(f"predict --strict: {what}")
+    log.warning("predict: %s; the predictions may be wrong (--strict makes this an error)", what)
 
 
 class _KnnVote:

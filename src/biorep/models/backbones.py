@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -51,6 +52,54 @@ def _classical(cfg: ModelConfig, in_chans: int, img_size: int) -> nn.Module:
     except (TypeError, ValueError) as err:
         raise ConfigError(f"model.backbone classical: {err} (model.kwargs: mask_channel, levels, "
                           "distances)") from None
+
+
+def conv_stem(in_chans: int, embed_dim: int, stride: int) -> nn.Sequential:
+    """Xiao et al. (NeurIPS 2021, "Early convolutions help transformers see better"): stacked 3×3
+    conv-BN-ReLU layers, each halving the resolution, widths doubling up to ``embed_dim / 2``
+    (the last one a 3×3 at stride 1 when ``stride`` needs fewer halvings than layers), so the tokens
+    start from local edges and bands instead of one linear map of a raw patch."""
+    n_down = int(round(math.log2(stride)))
+    if 2**n_down != stride or not 1 <= n_down <= 5:
+        raise ConfigError(f"model.kwargs.stem_stride must be 2, 4, 8, 16 or 32, got {stride}")
+    widths = [max(embed_dim // 2 ** (n_down - i), 16) for i in range(n_down)]
+    layers: list[nn.Module] = []
+    prev = in_chans
+    for w in widths:
+        layers += [nn.Conv2d(prev, w, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True)]
+        prev = w
+    layers += [nn.Conv2d(prev, prev, 3, padding=1, bias=False), nn.BatchNorm2d(prev), nn.ReLU(inplace=True)]
+    return nn.Sequential(*layers)
+
+
+@BACKBONES.register("vit_convstem")
+def _vit_convstem(cfg: ModelConfig, in_chans: int, img_size: int) -> nn.Module:
+    """A ViT (timm ``VisionTransformer``, ViT-Tiny sizes by default) whose patch embedding is a
+    convolutional stem of total stride ``stem_stride`` (default 4: a 64 px canvas gives 16 × 16 tokens)
+    followed by a 1×1 projection (timm's ``HybridEmbed``). ``model.kwargs``: ``stem_stride``,
+    ``embed_dim`` (192), ``depth`` (12), ``num_heads`` (3), and any other ``VisionTransformer`` argument
+    (``drop_path_rate``, ``class_token``, ``global_pool``...)."""
+    from functools import partial
+
+    from timm.models.vision_transformer import VisionTransformer
+    from timm.models.vision_transformer_hybrid import HybridEmbed
+
+    kwargs = dict(cfg.kwargs)
+    stride = int(kwargs.pop("stem_stride", 4))
+    embed_dim = int(kwargs.pop("embed_dim", 192))
+    stem = conv_stem(in_chans, embed_dim, stride)
+    if img_size % stride:
+        raise ConfigError(f"model.backbone vit_convstem: data.geometry.size {img_size} is not a multiple of "
+                          f"model.kwargs.stem_stride {stride}")
+    base = {"depth": 12, "num_heads": 3, "mlp_ratio": 4.0, **kwargs}
+    try:
+        model = VisionTransformer(
+            img_size=img_size, patch_size=1, in_chans=in_chans, num_classes=0, embed_dim=embed_dim,
+            embed_layer=partial(HybridEmbed, backbone=stem), **base,
+        )
+    except TypeError as err:
+        raise ConfigError(f"model.kwargs {cfg.kwargs} not accepted by vit_convstem: {err}") from None
+    return TimmBackbone(model, in_chans, img_size, "vit_convstem")
 
 
 class TimmBackbone(nn.Module):

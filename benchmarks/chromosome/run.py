@@ -1,15 +1,22 @@
-"""Study A on real karyotypes: cross-entropy vs supervised contrastive, ResNet and Transformer (issue 5).
+"""Study A on real karyotypes: cross-entropy vs supervised contrastive, ResNet and Transformer (issues 5, 13).
 
-One invocation runs the whole comparison and writes ``RESULTS.md`` from what it measured:
+One invocation runs the whole comparison and writes ``RESULTS.md`` and ``results.json`` from what it
+measured:
 
 1. the lead's hand-written timm ResNet-18 loop (``reference_loop.py``, 64 px, 8 epochs) once, as a
    subprocess, so biorep's numbers and the reference's come from the same machine and session;
-2. the study grid (``configs/studies/chromosome-cpu.yaml``: model × method) through
-   :func:`biorep.study.run_study` — resumable: finished setups are skipped, interrupted ones resumed;
-3. per run: classification (accuracy, macro F1, AUROC, per-class recall), karyotype assembly and a
-   kNN probe on the test cases (:func:`biorep.evaluate.run.evaluate_run`);
-4. side-by-side UMAP maps of the CE and SupCon test embeddings (``embedding_maps.png`` next to
-   ``RESULTS.md``) and the results file with a verdict computed from the numbers.
+2. the study grid (``configs/studies/chromosome-cpu.yaml``: model × method, each setup once per seed —
+   the study's ``folds``) through :func:`biorep.study.run_study` — resumable: finished runs are
+   skipped, interrupted ones resumed;
+3. per run: classification (accuracy, macro F1, AUROC, per-class recall, calibration: temperature
+   fitted on the validation cases, ECE before/after, accuracy on the 90/95/99 % most confident
+   crops), karyotype assembly and a kNN probe on the test cases
+   (:func:`biorep.evaluate.run.evaluate_run`);
+4. per setup: the mean over seeds with a 95 % bootstrap CI that resamples whole held-out *cases*
+   (:func:`biorep.evaluate.stats.bootstrap_ci`), before and after assembly; per backbone a paired
+   verdict SupCon − CE at equal epochs (same cases resampled for both, seeds averaged);
+5. side-by-side UMAP maps of the CE and SupCon test embeddings (``embedding_maps.png`` next to
+   ``RESULTS.md``) and the results files with the verdict computed from the numbers.
 
 Every number in RESULTS.md is read from the run directories and the reference's JSON; a missing run or
 metric stops the script with an error instead of leaving a gap.
@@ -22,14 +29,14 @@ metric stops the script with an error instead of leaving a gap.
 
 ``--set KEY=VALUE`` changes the study's base config and, for keys under a grid axis (e.g.
 ``method.pretrain_epochs``), every value of that axis that already has the key (so the two-stage setups
-get it and the CE setup is left alone).
+get it and the CE setup is left alone). ``--seeds N`` keeps the study's first N seeds.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
+import math
 import os
 import platform
 import shlex
@@ -41,13 +48,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import yaml
+
+from biorep.rundir import (
+    EVALUATION_DIR,
+    RunPaths,
+    atomic_write_bytes,
+    atomic_write_text,
+    read_data,
+    read_summary,
+    read_yaml,
+    write_json,
+)
+from biorep.rundir import read_json as _read_json
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 DEFAULT_STUDY = REPO / "configs" / "studies" / "chromosome-cpu.yaml"
 DEFAULT_OUT = REPO / "runs" / "chromosome-cpu"
 DEFAULT_RESULTS = HERE / "RESULTS.md"
+RESULTS_JSON = "results.json"
 MAP_NAME = "embedding_maps.png"
 TIMINGS = "timings.json"
 REFERENCE = "reference.json"
@@ -57,6 +79,10 @@ TARGET_CROP_ACCURACY = 0.97
 TARGET_KARYOTYPE_ACCURACY = 0.985
 #: The readings of each backbone compared with its cross-entropy baseline.
 CE = "ce"
+#: Bootstrap resamples of the held-out cases for every CI.
+N_BOOT = 1000
+#: Coverages of the accuracy-vs-coverage columns.
+COVERAGES = (0.9, 0.95, 0.99)
 
 
 class BenchmarkError(RuntimeError):
@@ -64,25 +90,16 @@ class BenchmarkError(RuntimeError):
 
 
 # ----------------------------------------------------------------------------- small helpers
-def write_atomic(path: Path, data: str | bytes) -> None:
-    """Write ``data`` to ``path`` through a temp file in the same folder and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    if isinstance(data, bytes):
-        tmp.write_bytes(data)
-    else:
-        tmp.write_text(data)
-    os.replace(tmp, path)
-
-
 def read_json(path: Path) -> Any:
-    """A JSON file's content, or a :class:`BenchmarkError` naming the file."""
+    """A JSON file's content (:func:`biorep.rundir.read_json`), or a :class:`BenchmarkError` naming it."""
+    from biorep.errors import RunDirError
+
     if not path.is_file():
         raise BenchmarkError(f"{path}: missing")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise BenchmarkError(f"{path}: not valid JSON ({exc})") from None
+        return _read_json(path)
+    except RunDirError as exc:
+        raise BenchmarkError(str(exc)) from None
 
 
 def dig(tree: Any, dotted: str, where: str) -> Any:
@@ -191,9 +208,9 @@ def timed_runner(out_dir: Path) -> tuple[Callable[..., Any], Callable[..., Any]]
     path = out_dir / TIMINGS
 
     def record(run_dir: Path, **values: Any) -> None:
-        times = json.loads(path.read_text()) if path.is_file() else {}
+        times = read_json(path) if path.is_file() else {}
         times.setdefault(run_dir.name, {}).update(values)
-        write_atomic(path, json.dumps(times, indent=1))
+        write_json(path, times, indent=1)
 
     def train_fn(cfg: dict[str, Any], run_dir: Path, resume: bool) -> Path:
         t0 = time.perf_counter()
@@ -238,7 +255,7 @@ def run_reference(out_dir: Path, epochs: int, size: int, log: Callable[[str], No
     result = read_json(out_dir / ".reference.tmp.json")
     result.update(process_wall_s=round(wall, 1), load_before=before, load_after=loadavg(),
                   command=shlex.join(cmd[:-2] + ["--out", str(path)]))
-    write_atomic(path, json.dumps(result, indent=2))
+    write_json(path, result)
     (out_dir / ".reference.tmp.json").unlink(missing_ok=True)
     return result
 
@@ -246,7 +263,7 @@ def run_reference(out_dir: Path, epochs: int, size: int, log: Callable[[str], No
 # ----------------------------------------------------------------------------- collecting numbers
 @dataclass
 class RunNumbers:
-    """The numbers of one setup that RESULTS.md reports (all read from its run directory)."""
+    """The numbers of one run (one setup, one seed) that RESULTS.md reports, read from its run directory."""
 
     name: str
     model: str
@@ -265,20 +282,53 @@ class RunNumbers:
     knn_accuracy: float | None
     val_accuracy: float | None
     timings: dict[str, Any] = field(default_factory=dict)
+    setup: str = ""
+    seed: str = ""
+    calibration: dict[str, Any] = field(default_factory=dict)
+    #: per test crop (in the order of the test split): the crop's id, its case, right before / after assembly
+    crops: pd.DataFrame | None = None
 
 
-def collect_run(run_dir: Path, model: str, method: str, timings: dict[str, Any]) -> RunNumbers:
+def _per_crop(run_dir: Path, group_column: str | None) -> pd.DataFrame:
+    """``id``, ``group``, ``correct`` and ``correct_assembled`` of every test crop of a run."""
+    folder = RunPaths(run_dir).root / EVALUATION_DIR
+    cls_path, kar_path = folder / "classification.csv", folder / "karyotype.csv"
+    for path in (cls_path, kar_path):
+        if not path.is_file():
+            raise BenchmarkError(f"{path}: missing (the per-crop tables are written by the evaluation)")
+    cls = pd.read_csv(cls_path, dtype=str, keep_default_na=False)
+    kar = pd.read_csv(kar_path, dtype=str, keep_default_na=False)
+    if len(cls) != len(kar):
+        raise BenchmarkError(f"{folder}: classification.csv has {len(cls)} rows, karyotype.csv {len(kar)}")
+    ident = "sample_index" if "sample_index" in cls.columns else "path"
+    group = group_column if group_column and group_column in cls.columns else ident
+    return pd.DataFrame({
+        "id": cls[ident].to_numpy(),
+        "group": cls[group].to_numpy(),
+        "correct": (cls["true"] == cls["predicted"]).to_numpy(),
+        "correct_assembled": (kar["true"] == kar["assigned"]).to_numpy(),
+    })
+
+
+def collect_run(run_dir: Path, model: str, method: str, timings: dict[str, Any], *,
+                setup: str = "", seed: str = "") -> RunNumbers:
     """Read one run directory; any missing file or metric is a :class:`BenchmarkError`."""
-    summary = read_json(run_dir / "summary.json")
-    ev = read_json(run_dir / "evaluation.json")
-    where = f"{run_dir}/evaluation.json"
-    data = read_json(run_dir / "data.json")
-    config_path = run_dir / "config.yaml"
-    if not config_path.is_file():
-        raise BenchmarkError(f"{config_path}: missing")
-    config = yaml.safe_load(config_path.read_text())
+    from biorep.errors import RunDirError
+
+    paths = RunPaths(run_dir)
+    for p in (paths.summary, paths.evaluation, paths.data, paths.config):
+        if not p.is_file():
+            raise BenchmarkError(f"{p}: missing")
+    try:
+        summary = read_summary(run_dir).model_dump()
+        data = read_data(run_dir).model_dump()
+        config = read_yaml(paths.config)
+    except RunDirError as exc:
+        raise BenchmarkError(str(exc)) from None
+    ev = read_json(paths.evaluation)
+    where = str(paths.evaluation)
     for key in ("wall_time_s", "images_per_s", "peak_rss_mb", "epochs"):
-        dig(summary, key, f"{run_dir}/summary.json")
+        dig(summary, key, str(paths.summary))
     cls = dig(ev, "classification.summary", where)
     kar = dig(ev, "karyotype.summary", where)
     knn = ev.get("knn", {}).get("summary", {}).get("accuracy")
@@ -294,18 +344,22 @@ def collect_run(run_dir: Path, model: str, method: str, timings: dict[str, Any])
         knn_accuracy=None if knn is None else float(knn),
         val_accuracy=best.get("value") if best.get("name") == "val/acc" else None,
         timings=timings.get(run_dir.name, {}),
+        setup=setup or run_dir.name, seed=seed,
+        calibration=dict(cls.get("calibration") or {}),
+        crops=_per_crop(run_dir, data.get("group_column")),
     )
 
 
 def collect(out_dir: Path, setups: Sequence[Any]) -> list[RunNumbers]:
-    """Numbers of every setup under ``out_dir/runs``; lists every missing piece at once."""
+    """Numbers of every run under ``out_dir/runs`` (one per setup and seed); lists every missing piece at once."""
     times_path = out_dir / TIMINGS
-    timings = json.loads(times_path.read_text()) if times_path.is_file() else {}
+    timings = read_json(times_path) if times_path.is_file() else {}
     rows, missing = [], []
     for s in setups:
         model, method = axis_labels(s)
         try:
-            rows.append(collect_run(out_dir / "runs" / s.name, model, method, timings))
+            rows.append(collect_run(out_dir / "runs" / s.name, model, method, timings,
+                                    setup=getattr(s, "setup", None) or s.name, seed=getattr(s, "fold", None) or ""))
         except BenchmarkError as exc:
             missing.append(str(exc))
     if missing:
@@ -313,78 +367,265 @@ def collect(out_dir: Path, setups: Sequence[Any]) -> list[RunNumbers]:
     return rows
 
 
+# ----------------------------------------------------------------------------- setups: seeds and CIs
+@dataclass
+class SetupNumbers:
+    """One setup over its seeds: means, per-seed values and bootstrap CIs over the held-out cases."""
+
+    name: str
+    model: str
+    method: str
+    runs: list[RunNumbers]
+    accuracy: float
+    ci: tuple[float, float]
+    assembled: float
+    assembled_ci: tuple[float, float]
+    #: crops × seeds, aligned on the crop id (for paired comparisons)
+    correct: np.ndarray
+    correct_assembled: np.ndarray
+    groups: np.ndarray
+    ids: np.ndarray
+
+    @property
+    def seeds(self) -> list[str]:
+        return [r.seed for r in self.runs]
+
+    @property
+    def train_minutes(self) -> float:
+        return float(np.mean([float(r.summary["wall_time_s"]) for r in self.runs])) / 60
+
+    def mean(self, get: Callable[[RunNumbers], float | None]) -> float | None:
+        vals = [v for v in (get(r) for r in self.runs) if v is not None and math.isfinite(float(v))]
+        return float(np.mean(vals)) if vals else None
+
+    def coverage_accuracy(self, c: float) -> float | None:
+        def one(r: RunNumbers) -> float | None:
+            for row in r.calibration.get("coverage") or []:
+                if abs(float(row["coverage"]) - c) < 1e-9:
+                    return float(row["accuracy"])
+            return None
+        return self.mean(one)
+
+
+def _aligned(runs: Sequence[RunNumbers]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(ids, groups, correct[crops, seeds], assembled[crops, seeds])`` on the first run's crop order."""
+    first = runs[0].crops
+    assert first is not None
+    ids = first["id"].to_numpy()
+    cols, cols_a = [], []
+    for r in runs:
+        c = r.crops.set_index("id")
+        if len(c) != len(ids) or not c.index.isin(ids).all():
+            raise BenchmarkError(f"{r.name}: its test crops differ from {runs[0].name}'s (same split needed)")
+        cols.append(c.loc[ids, "correct"].to_numpy(bool))
+        cols_a.append(c.loc[ids, "correct_assembled"].to_numpy(bool))
+    return ids, first["group"].to_numpy(), np.stack(cols, 1), np.stack(cols_a, 1)
+
+
+def aggregate(rows: Sequence[RunNumbers], *, n_boot: int = N_BOOT) -> list[SetupNumbers]:
+    """One :class:`SetupNumbers` per setup (in the study's order): mean over seeds, CI over cases."""
+    from biorep.evaluate.stats import bootstrap_ci
+
+    order: dict[str, list[RunNumbers]] = {}
+    for r in rows:
+        order.setdefault(r.setup, []).append(r)
+    out = []
+    for name, runs in order.items():
+        ids, groups, correct, assembled = _aligned(runs)
+        acc = bootstrap_ci(lambda i, m=correct: float(m[i].mean()), len(ids), groups=groups, n_boot=n_boot)
+        asm = bootstrap_ci(lambda i, m=assembled: float(m[i].mean()), len(ids), groups=groups, n_boot=n_boot)
+        out.append(SetupNumbers(name=name, model=runs[0].model, method=runs[0].method, runs=runs,
+                                accuracy=acc.value, ci=(acc.low, acc.high), assembled=asm.value,
+                                assembled_ci=(asm.low, asm.high), correct=correct, correct_assembled=assembled,
+                                groups=groups, ids=ids))
+    return out
+
+
+@dataclass
+class Paired:
+    """SupCon − CE on the same held-out cases (seeds averaged on each side)."""
+
+    model: str
+    method: str
+    difference: float
+    ci: tuple[float, float]
+    assembled_difference: float
+    assembled_ci: tuple[float, float]
+    seeds: int
+    time_ratio: float
+
+    @property
+    def answer(self) -> str:
+        low, high = self.ci
+        if low > 0:
+            return "SupCon better"
+        if high < 0:
+            return "CE better"
+        return "no significant difference"
+
+
+def paired(ce: SetupNumbers, other: SetupNumbers, *, n_boot: int = N_BOOT) -> Paired:
+    """Paired bootstrap over the held-out cases of ``other − ce`` (per-crop correctness, seeds averaged)."""
+    from biorep.evaluate.stats import bootstrap_ci
+
+    pos = pd.Series(np.arange(len(other.ids)), index=other.ids)
+    if len(ce.ids) != len(other.ids) or not pd.Index(ce.ids).isin(other.ids).all():
+        raise BenchmarkError(f"{other.name} and {ce.name} were scored on different test crops")
+    take = pos.loc[ce.ids].to_numpy()
+    d = other.correct[take].mean(1) - ce.correct.mean(1)
+    da = other.correct_assembled[take].mean(1) - ce.correct_assembled.mean(1)
+    ci = bootstrap_ci(lambda i: float(d[i].mean()), len(d), groups=ce.groups, n_boot=n_boot)
+    cia = bootstrap_ci(lambda i: float(da[i].mean()), len(da), groups=ce.groups, n_boot=n_boot)
+    return Paired(model=ce.model, method=other.method, difference=ci.value, ci=(ci.low, ci.high),
+                  assembled_difference=cia.value, assembled_ci=(cia.low, cia.high),
+                  seeds=min(len(ce.runs), len(other.runs)), time_ratio=other.train_minutes / ce.train_minutes)
+
+
+def comparisons(setups: Sequence[SetupNumbers], *, n_boot: int = N_BOOT) -> list[Paired]:
+    """Every SupCon reading against its backbone's CE setup."""
+    by_model: dict[str, dict[str, SetupNumbers]] = {}
+    for s in setups:
+        by_model.setdefault(s.model, {})[s.method] = s
+    out = []
+    for model, methods in by_model.items():
+        if CE not in methods:
+            raise BenchmarkError(f"backbone {model}: no cross-entropy ({CE!r}) run to compare with")
+        others = [m for m in methods if m != CE]
+        if not others:
+            raise BenchmarkError(f"backbone {model}: no SupCon run to compare with {CE!r}")
+        out += [paired(methods[CE], methods[m], n_boot=n_boot) for m in others]
+    return out
+
+
 # ----------------------------------------------------------------------------- verdict
 def pct(x: float | None, digits: int = 1) -> str:
     return "—" if x is None else f"{100 * x:.{digits}f} %"
 
 
-def verdict(rows: Sequence[RunNumbers], reference: dict[str, Any] | None) -> list[str]:
+def ci_text(ci: tuple[float, float], digits: int = 1) -> str:
+    return f"[{100 * ci[0]:.{digits}f}, {100 * ci[1]:.{digits}f}]"
+
+
+def points(ci: tuple[float, float]) -> str:
+    return f"[{100 * ci[0]:+.2f}, {100 * ci[1]:+.2f}]"
+
+
+def verdict(setups: Sequence[SetupNumbers], reference: dict[str, Any] | None,
+            pairs: Sequence[Paired] | None = None) -> list[str]:
     """Plain statements of the issue's questions, computed from the numbers."""
     lines: list[str] = []
-    by_model: dict[str, dict[str, RunNumbers]] = {}
-    for r in rows:
-        by_model.setdefault(r.model, {})[r.method] = r
+    pairs = list(pairs) if pairs is not None else comparisons(setups)
+    by_model: dict[str, list[Paired]] = {}
+    for p in pairs:
+        by_model.setdefault(p.model, []).append(p)
     beats_all = []
-    for model, runs in by_model.items():
-        if CE not in runs:
-            raise BenchmarkError(f"backbone {model}: no cross-entropy ({CE!r}) run to compare with")
-        ce = runs[CE]
-        others = {m: r for m, r in runs.items() if m != CE}
-        if not others:
-            raise BenchmarkError(f"backbone {model}: no SupCon run to compare with {CE!r}")
-        parts = [f"{m} {pct(r.accuracy)} ({100 * (r.accuracy - ce.accuracy):+.2f} points)" for m, r in others.items()]
-        best = max(others.values(), key=lambda r: r.accuracy)
-        win = best.accuracy > ce.accuracy
+    for model, ps in by_model.items():
+        best = max(ps, key=lambda p: p.difference)
+        win = best.ci[0] > 0
         beats_all.append(win)
-        lines.append(f"- **SupCon vs CE, {model}: {'yes' if win else 'no'}** — CE {pct(ce.accuracy)}; " + "; ".join(parts)
-                     + f". Best SupCon reading: {best.method}.")
-    both = all(beats_all)
-    lines.insert(0, f"- **SupCon beats CE for every backbone family: {'yes' if both else 'no'}** "
-                    f"({sum(beats_all)} of {len(beats_all)}).")
-    top = max(rows, key=lambda r: r.accuracy)
+        parts = [f"{p.method} {100 * p.difference:+.2f} points (95 % CI {points(p.ci)}, {p.answer}; after "
+                 f"assembly {100 * p.assembled_difference:+.2f} {points(p.assembled_ci)}; ×{p.time_ratio:.2f} CE's "
+                 f"training time)" for p in ps]
+        lines.append(f"- **SupCon vs CE, {model}, equal epochs, {best.seeds} seed(s) paired over the held-out "
+                     f"cases: {'yes' if win else 'no'}** — " + "; ".join(parts) + f". Best SupCon reading: {best.method}.")
+    lines.insert(0, f"- **SupCon beats CE (CI above 0) for every backbone family: "
+                    f"{'yes' if all(beats_all) else 'no'}** ({sum(beats_all)} of {len(beats_all)}).")
+    top = max(setups, key=lambda s: s.accuracy)
     lines.append(f"- **Best per-crop accuracy ≥ {pct(TARGET_CROP_ACCURACY, 0)}: "
-                 f"{'yes' if top.accuracy >= TARGET_CROP_ACCURACY else 'no'}** — {pct(top.accuracy, 2)} ({top.name}).")
-    topk = max(rows, key=lambda r: r.karyotype_assigned)
+                 f"{'yes' if top.accuracy >= TARGET_CROP_ACCURACY else 'no'}** — {pct(top.accuracy, 2)} "
+                 f"(95 % CI {ci_text(top.ci, 2)}, {top.name}, mean of {len(top.runs)} seed(s)).")
+    topk = max(setups, key=lambda s: s.assembled)
     lines.append(f"- **Accuracy after karyotype assembly ≥ {pct(TARGET_KARYOTYPE_ACCURACY)}: "
-                 f"{'yes' if topk.karyotype_assigned >= TARGET_KARYOTYPE_ACCURACY else 'no'}** — "
-                 f"{pct(topk.karyotype_assigned, 2)} ({topk.name}; {pct(topk.karyotype_argmax, 2)} before assembly).")
+                 f"{'yes' if topk.assembled >= TARGET_KARYOTYPE_ACCURACY else 'no'}** — "
+                 f"{pct(topk.assembled, 2)} (95 % CI {ci_text(topk.assembled_ci, 2)}, {topk.name}; "
+                 f"{pct(topk.mean(lambda r: r.karyotype_argmax), 2)} before assembly).")
+    cal = [s for s in setups if s.mean(lambda r: r.calibration.get("ece_after")) is not None]
+    if cal:
+        worst_before = max(cal, key=lambda s: s.mean(lambda r: r.calibration.get("ece_before")) or 0)
+        lines.append(
+            f"- **Calibration:** temperature scaling on the validation cases takes the test ECE from "
+            + ", ".join(f"{s.name} {100 * (s.mean(lambda r: r.calibration.get('ece_before')) or 0):.2f} → "
+                        f"{100 * (s.mean(lambda r: r.calibration.get('ece_after')) or 0):.2f} %" for s in cal)
+            + f" (largest before: {worst_before.name}).")
     if reference is None:
         lines.append("- **biorep vs the reference loop: not measured** (run with --no-reference).")
         return lines
     ref_acc = float(dig(reference, "test_accuracy", REFERENCE))
     ref_s = float(dig(reference, "train_time_s", REFERENCE))
     ref_ips = float(dig(reference, "train_images", REFERENCE)) * float(dig(reference, "epochs", REFERENCE)) / ref_s
-    same = [r for r in rows if r.method == CE and "resnet" in str(r.summary.get("backbone", ""))]
+    same = [s for s in setups if s.method == CE and "resnet" in str(s.runs[0].summary.get("backbone", ""))]
     if same:
-        r = same[0]
-        ips = float(r.summary["images_per_s"])
+        s = same[0]
+        wall = s.train_minutes * 60
+        ips = float(s.mean(lambda r: float(r.summary["images_per_s"])) or 0)
         lines.append(
-            f"- **biorep ({r.name}) vs the reference loop:** accuracy {pct(r.accuracy)} vs {pct(ref_acc)} "
-            f"({100 * (r.accuracy - ref_acc):+.1f} points); training time {r.summary['wall_time_s'] / 60:.1f} min "
-            f"vs {ref_s / 60:.1f} min (×{r.summary['wall_time_s'] / ref_s:.2f}); throughput {ips:.0f} vs "
+            f"- **biorep ({s.name}) vs the reference loop:** accuracy {pct(s.accuracy)} {ci_text(s.ci)} vs "
+            f"{pct(ref_acc)} ({100 * (s.accuracy - ref_acc):+.1f} points); training time {wall / 60:.1f} min "
+            f"vs {ref_s / 60:.1f} min (×{wall / ref_s:.2f}); throughput {ips:.0f} vs "
             f"{ref_ips:.0f} training images/s (×{ips / ref_ips:.2f}, incl. biorep's validation passes). "
-            f"{'Beats' if r.accuracy > ref_acc else 'Does not beat'} the reference's accuracy.")
-    lines.append(f"- **Best biorep run vs the reference:** {top.name} {pct(top.accuracy)} vs {pct(ref_acc)} "
+            f"{'Beats' if s.accuracy > ref_acc else 'Does not beat'} the reference's accuracy"
+            + (" (the reference lies inside biorep's CI)." if s.ci[0] <= ref_acc <= s.ci[1] else "."))
+    lines.append(f"- **Best biorep setup vs the reference:** {top.name} {pct(top.accuracy)} vs {pct(ref_acc)} "
                  f"({100 * (top.accuracy - ref_acc):+.1f} points).")
     return lines
 
 
+# ----------------------------------------------------------------------------- results.json
+def results_json(setups: Sequence[SetupNumbers], pairs: Sequence[Paired], reference: dict[str, Any] | None,
+                 *, study_path: str, invocation: dict[str, Any]) -> dict[str, Any]:
+    """The machine-readable results: per setup ``test_accuracy``, ``assembled_accuracy``, ``ci_low``,
+    ``ci_high``, ``seeds``, ``train_minutes`` (and more); the paired comparisons; the reference."""
+    out: dict[str, Any] = {"study": study_path, "generated": invocation.get("finished"),
+                           "ci": {"level": 0.95, "n_boot": N_BOOT, "resampled": "held-out cases"},
+                           "setups": {}, "comparisons": [], "reference": None}
+    for s in setups:
+        out["setups"][s.name] = {
+            "model": s.model, "method": s.method, "backbone": s.runs[0].summary.get("backbone"),
+            "test_accuracy": s.accuracy, "ci_low": s.ci[0], "ci_high": s.ci[1],
+            "assembled_accuracy": s.assembled, "assembled_ci_low": s.assembled_ci[0],
+            "assembled_ci_high": s.assembled_ci[1],
+            "seeds": s.seeds, "train_minutes": s.train_minutes,
+            "per_seed": {r.seed or r.name: {"run": r.name, "test_accuracy": r.accuracy,
+                                            "assembled_accuracy": r.karyotype_assigned,
+                                            "val_accuracy": r.val_accuracy,
+                                            "train_minutes": float(r.summary["wall_time_s"]) / 60,
+                                            "epochs": r.summary.get("epochs")} for r in s.runs},
+            "macro_f1": s.mean(lambda r: r.macro_f1), "auroc": s.mean(lambda r: r.auroc),
+            "knn_accuracy": s.mean(lambda r: r.knn_accuracy),
+            "ece_before": s.mean(lambda r: r.calibration.get("ece_before")),
+            "ece_after": s.mean(lambda r: r.calibration.get("ece_after")),
+            "temperature": s.mean(lambda r: r.calibration.get("temperature")),
+            "coverage_accuracy": {f"{c:g}": s.coverage_accuracy(c) for c in COVERAGES},
+            "n_test_crops": int(len(s.ids)), "n_test_cases": int(len(set(s.groups.tolist()))),
+        }
+    for p in pairs:
+        out["comparisons"].append({"model": p.model, "method": p.method, "vs": CE, "difference": p.difference,
+                                   "ci_low": p.ci[0], "ci_high": p.ci[1],
+                                   "assembled_difference": p.assembled_difference,
+                                   "assembled_ci_low": p.assembled_ci[0], "assembled_ci_high": p.assembled_ci[1],
+                                   "seeds": p.seeds, "time_ratio": p.time_ratio, "answer": p.answer})
+    if reference is not None:
+        out["reference"] = {k: reference.get(k) for k in ("test_accuracy", "train_time_s", "epochs", "size")}
+    return out
+
+
 # ----------------------------------------------------------------------------- figures
-def embedding_map_png(out_dir: Path, rows: Sequence[RunNumbers], *, max_points: int = 3000,
+def embedding_map_png(out_dir: Path, setups: Sequence[SetupNumbers], *, max_points: int = 3000,
                       method: str = "umap", label: str = "chromosome") -> bytes:
-    """Side-by-side 2-D maps of each run's test embeddings (one row of panels per backbone)."""
+    """Side-by-side 2-D maps of each setup's test embeddings (its first seed; one row per backbone)."""
     from biorep.report import embedding_maps
     from biorep.report.projection import project_file
 
     panels = []
     used = method.upper()
-    n_methods = len({r.method for r in rows})
-    for r in rows:
-        path = out_dir / "runs" / r.name / "embeddings" / "test.parquet"
+    n_methods = len({s.method for s in setups})
+    for s in setups:
+        r = s.runs[0]
+        path = RunPaths(out_dir / "runs" / r.name).embedding("test")
         if not path.is_file():
             raise BenchmarkError(f"{path}: missing (the test embeddings are written by the evaluation)")
         proj = project_file(path, label=label, method=method, max_points=max_points)
-        panels.append((f"{r.model} · {r.method} ({pct(r.accuracy)})", proj.coords, proj.labels))
+        panels.append((f"{s.model} · {s.method} ({pct(r.accuracy)})", proj.coords, proj.labels))
         used = proj.method
     return embedding_maps(panels, label_name=label, axis_name=used, max_columns=max(n_methods, 1),
                           title=f"Test-case embeddings (backbone representation), {used}")
@@ -402,7 +643,7 @@ def fmt_s(seconds: float | None) -> str:
 
 
 def render_results(
-    rows: Sequence[RunNumbers],
+    setups: Sequence[SetupNumbers],
     reference: dict[str, Any] | None,
     *,
     study_path: str,
@@ -411,29 +652,38 @@ def render_results(
     machine: dict[str, Any],
     invocation: dict[str, Any],
     map_name: str | None,
+    pairs: Sequence[Paired] | None = None,
 ) -> str:
     """The whole RESULTS.md text."""
+    pairs = list(pairs) if pairs is not None else comparisons(setups)
+    rows = [r for s in setups for r in s.runs]
     first = rows[0]
     cfg, data, summ = first.config, first.data, first.summary
     tr = cfg["train"]
     geo = data.get("geometry") or {}
     scale = geo.get("scale")
+    seeds = sorted({r.seed for r in rows if r.seed})
     lines = [
         "# Chromosome study (Study A): cross-entropy vs supervised contrastive, ResNet and Transformer",
         "",
         f"Generated by `benchmarks/chromosome/run.py` on {invocation['finished']} from the runs in "
-        f"`{out_dir}` (study `{study_path}`). Do not edit by hand; rerun the script.",
+        f"`{out_dir}` (study `{study_path}`). Do not edit by hand; rerun the script. Machine-readable: "
+        f"`{RESULTS_JSON}` beside this file.",
         "",
         "## Verdict",
         "",
-        *verdict(rows, reference),
+        *verdict(setups, reference, pairs),
         "",
         "## Setting",
         "",
         f"- Data: `{summ.get('dataset')}`, {summ.get('n_classes')} classes, split by case (seed "
         f"{cfg['data']['split']['seed']}): {summ.get('n_train')} training / {summ.get('n_val')} validation / "
         f"{summ.get('n_test')} test crops. The test cases were scored once, at the end; the evaluated "
-        "checkpoint is the epoch with the best validation accuracy.",
+        "checkpoint is the epoch with the best validation accuracy; the temperature is fitted on the "
+        "validation cases.",
+        f"- Seeds: {', '.join(seeds) if seeds else 'one run per setup'} (train.seed; the split is the same for "
+        "every run). Every accuracy is the mean over the seeds; its 95 % CI is a bootstrap "
+        f"({N_BOOT} resamples) over the held-out cases (all crops of a case together).",
         f"- Input: {geo.get('mode', cfg['data']['geometry']['mode'])} {data.get('size')} × {data.get('size')} px, "
         f"one common scale {scale if scale is None else f'{float(scale):.4f}'} (relative sizes kept), "
         f"augmentation {describe_augment(cfg['views']['augment'])}, crops `{cfg['views']['crops']}`.",
@@ -446,75 +696,94 @@ def render_results(
         + (f", limit_train_batches {tr['limit_train_batches']}" if tr.get("limit_train_batches") else "")
         + ".",
     ]
-    for r in rows:
-        m = r.config["method"]
+    for s in setups:
+        m = s.runs[0].config["method"]
         if m.get("mode") == "two_stage":
-            lines.append(f"- {r.name}: two-stage budget = {m['pretrain_epochs']} SupCon epochs (2 views, τ "
+            lines.append(f"- {s.name}: two-stage budget = {m['pretrain_epochs']} SupCon epochs (2 views, τ "
                          f"{m['temperature']}) + {tr['epochs'] - m['pretrain_epochs']} classifier epochs on the "
                          f"{'fine-tuned' if m.get('finetune') else 'frozen'} encoder.")
         elif m.get("mode") == "joint":
-            lines.append(f"- {r.name}: joint = class-paired InfoNCE + {m['cls_weight']} × CE, class-balanced "
+            lines.append(f"- {s.name}: joint = class-paired InfoNCE + {m['cls_weight']} × CE, class-balanced "
                          f"batches of {m['samples_per_class']} images per class.")
+    cov_head = " | ".join(f"acc @ {100 * c:g} % most confident" for c in COVERAGES)
     lines += [
         "",
-        "## Results on the test cases",
+        "## Results on the test cases (mean over seeds, 95 % CI over cases)",
         "",
-        "| setup | backbone | method | epochs | val acc | **test acc** | macro F1 | AUROC | kNN acc "
-        "| karyotype before → after assembly | flagged karyograms | train time | eval time | images/s "
-        "| peak RSS | peak Python heap | peak GPU |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        f"| setup | backbone | method | seeds | val acc | **test acc** [CI] | after assembly [CI] | macro F1 "
+        f"| AUROC | kNN acc | ECE before → after | T | {cov_head} | train time / seed |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(COVERAGES) + "---:|",
     ]
-    for r in rows:
-        s = r.summary
+    for s in setups:
+        r0 = s.runs[0]
+        eb, ea = s.mean(lambda r: r.calibration.get("ece_before")), s.mean(lambda r: r.calibration.get("ece_after"))
+        t = s.mean(lambda r: r.calibration.get("temperature"))
+        ece = "—" if eb is None or ea is None else f"{100 * eb:.2f} → {100 * ea:.2f} %"
         lines.append(
-            f"| {r.name} | {s.get('backbone')} | {r.method} | {s['epochs']}/{s.get('max_epochs', s['epochs'])} "
-            f"| {pct(r.val_accuracy)} | **{pct(r.accuracy, 2)}** | {r.macro_f1:.4f} | {r.auroc:.4f} "
-            f"| {pct(r.knn_accuracy)} | {pct(r.karyotype_argmax, 2)} → {pct(r.karyotype_assigned, 2)} "
-            f"| {r.karyotype_flagged}/{r.karyotype_n} | {fmt_s(s['wall_time_s'])} | {fmt_s(r.timings.get('eval_s'))} "
-            f"| {s['images_per_s']:.0f} | {mib(s['peak_rss_mb'])} "
-            f"| {mib(s.get('peak_tracemalloc_mb'))} | {mib(s.get('peak_gpu_mb'))} |")
+            f"| {s.name} | {r0.summary.get('backbone')} | {s.method} | {len(s.runs)} "
+            f"| {pct(s.mean(lambda r: r.val_accuracy))} | **{pct(s.accuracy, 2)}** {ci_text(s.ci)} "
+            f"| {pct(s.assembled, 2)} {ci_text(s.assembled_ci)} | {s.mean(lambda r: r.macro_f1):.4f} "
+            f"| {s.mean(lambda r: r.auroc):.4f} | {pct(s.mean(lambda r: r.knn_accuracy))} | {ece} "
+            f"| {'—' if t is None else f'{t:.2f}'} | "
+            + " | ".join(pct(s.coverage_accuracy(c), 2) for c in COVERAGES)
+            + f" | {fmt_s(s.train_minutes * 60)} |")
     if reference is not None:
         lines.append(
-            f"| reference loop | resnet18 | ce (hand-written) | {reference['epochs']}/{reference['epochs']} | — "
-            f"| **{pct(reference['test_accuracy'], 2)}** | — | — | — | — | — | {fmt_s(reference['train_time_s'])} "
-            f"| — | {reference['train_images'] * reference['epochs'] / reference['train_time_s']:.0f} | — | — | — |")
+            f"| reference loop | resnet18 | ce (hand-written) | 1 | — | **{pct(reference['test_accuracy'], 2)}** "
+            "| — | — | — | — | — | — | " + " | ".join("—" for _ in COVERAGES)
+            + f" | {fmt_s(reference['train_time_s'])} |")
     lines += [
         "",
-        "val acc: the best validation accuracy (the selected checkpoint). kNN: k = 20 on the backbone "
-        "representation fitted on the training crops. Karyotype: accuracy of the per-crop argmax and after "
-        "the constrained assembly of each test karyogram (each class used twice, sex chromosomes by the "
-        "karyogram's sex call). Train time: the Lightning fit (training + validation passes + checkpoints); "
-        "images/s: training images per second of training-loop time. Peak RSS is the process's (it includes "
-        "the decoded data set); the Python heap is tracemalloc's peak (torch tensors not counted).",
+        "val acc: the best validation accuracy (the selected checkpoint). After assembly: the constrained "
+        "assignment of each test karyogram (each class used twice, sex chromosomes by the karyogram's sex "
+        "call). kNN: k = 20 on the backbone representation fitted on the training crops. ECE: expected "
+        "calibration error (15 bins) of the test crops before and after temperature scaling; T: the "
+        "temperature fitted on the validation cases. acc @ c % most confident: accuracy on the ⌈c·n⌉ test "
+        "crops with the highest calibrated confidence (the rest would go to a person).",
     ]
     if reference is not None:
         lines.append(
             f"The reference loop trains on training + validation crops ({reference['train_images']}) for "
             f"{reference['epochs']} epochs at {reference['size']} px with random flips, AdamW + one-cycle, "
-            "batch 128, and reports test accuracy only.")
-    # per-class recall
-    classes = list(rows[0].per_class_recall)
-    lines += ["", "## Per-class recall (test cases)", "",
-              "| class | " + " | ".join(r.name for r in rows) + " |",
-              "|---|" + "---:|" * len(rows)]
+            "batch 128, and reports test accuracy only (one seed).")
+    lines += ["", "## SupCon − CE, paired (same cases resampled for both, seeds averaged)", "",
+              "| backbone | reading | seeds | Δ test acc [95 % CI] | Δ after assembly [95 % CI] | answer "
+              "| training time vs CE |", "|---|---|---:|---:|---:|---|---:|"]
+    for p in pairs:
+        lines.append(f"| {p.model} | {p.method} | {p.seeds} | {100 * p.difference:+.2f} {points(p.ci)} "
+                     f"| {100 * p.assembled_difference:+.2f} {points(p.assembled_ci)} | {p.answer} "
+                     f"| ×{p.time_ratio:.2f} |")
+    lines += ["", "Equal epochs: every setup has the same epoch budget, batch size and schedule. Equal CPU "
+              "time is not a separate run here: the last column says how much more (or less) training time "
+              "each reading took than CE.", ""]
+    # per run
+    lines += ["## Every run", "",
+              "| run | seed | epochs | val acc | test acc | after assembly | flagged karyograms | train time "
+              "| eval time | images/s | peak RSS | peak Python heap | peak GPU |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        sm = r.summary
+        lines.append(
+            f"| {r.name} | {r.seed or '—'} | {sm['epochs']}/{sm.get('max_epochs', sm['epochs'])} "
+            f"| {pct(r.val_accuracy)} | {pct(r.accuracy, 2)} | {pct(r.karyotype_assigned, 2)} "
+            f"| {r.karyotype_flagged}/{r.karyotype_n} | {fmt_s(sm['wall_time_s'])} | {fmt_s(r.timings.get('eval_s'))} "
+            f"| {sm['images_per_s']:.0f} | {mib(sm['peak_rss_mb'])} "
+            f"| {mib(sm.get('peak_tracemalloc_mb'))} | {mib(sm.get('peak_gpu_mb'))} |")
+    # per-class recall (first seed of every setup)
+    classes = list(first.per_class_recall)
+    lines += ["", "## Per-class recall (test cases, mean over seeds)", "",
+              "| class | " + " | ".join(s.name for s in setups) + " |",
+              "|---|" + "---:|" * len(setups)]
     for c in classes:
-        lines.append(f"| {c} | " + " | ".join(pct(r.per_class_recall.get(c)) for r in rows) + " |")
+        lines.append(f"| {c} | " + " | ".join(pct(s.mean(lambda r, c=c: r.per_class_recall.get(c)))
+                                              for s in setups) + " |")
     # timings
     total_train = sum(float(r.summary["wall_time_s"]) for r in rows)
     total_eval = sum(float(r.timings.get("eval_s") or 0) for r in rows)
-    lines += ["", "## Wall time", "",
-              "| what | train (fit) | evaluation | total per run (train + eval, incl. data loading) |",
-              "|---|---:|---:|---:|"]
-    for r in rows:
-        t = r.timings
-        tot = (t.get("train_s") or r.summary.get("total_time_s") or 0) + (t.get("eval_s") or 0)
-        lines.append(f"| {r.name} | {fmt_s(r.summary['wall_time_s'])} | {fmt_s(t.get('eval_s'))} | {fmt_s(tot)} |")
-    if reference is not None:
-        lines.append(f"| reference loop | {fmt_s(reference['train_time_s'])} | — | "
-                     f"{fmt_s(reference.get('process_wall_s'))} |")
     ref_total = float(reference.get("process_wall_s") or 0) if reference else 0.0
     lines += ["",
-              f"Sum over the runs: training {fmt_s(total_train)}, evaluation {fmt_s(total_eval)}"
+              "## Wall time", "",
+              f"Sum over the {len(rows)} runs: training {fmt_s(total_train)}, evaluation {fmt_s(total_eval)}"
               + (f", reference loop {fmt_s(ref_total)}" if reference else "")
               + f". This invocation took {fmt_s(invocation['wall_s'])} "
               f"(runs already done when it started are reused, not rerun: {invocation['reused'] or 'none'}).",
@@ -523,7 +792,7 @@ def render_results(
         lines += ["## Embedding maps", "",
                   f"![CE vs SupCon test embeddings]({map_name})", "",
                   "UMAP of the backbone representation of (a sample of) the test crops, coloured by chromosome; "
-                  "one row per backbone, CE and the SupCon readings side by side.", ""]
+                  "one row per backbone, CE and the SupCon readings side by side (first seed of each setup).", ""]
     lines += [
         "## How it was run", "",
         "```",
@@ -564,7 +833,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--evaluations", nargs="+", default=None, metavar="NAME",
                    help="replace the study's evaluations (classification and karyotype are required)")
     p.add_argument("--report-only", action="store_true", help="write RESULTS.md from finished runs; train nothing")
+    p.add_argument("--seeds", type=int, default=None, metavar="N",
+                   help="run only the study's first N seeds (its folds; default: all)")
     return p.parse_args(argv)
+
+
+def keep_seeds(study: Any, n: int | None) -> Any:
+    """A copy of ``study`` with only its first ``n`` seeds (folds); ``None`` keeps them all."""
+    if n is None:
+        return study
+    if n < 1:
+        raise BenchmarkError("--seeds must be at least 1")
+    study = study.model_copy(deep=True)
+    study.folds = list(study.folds[:n])
+    return study
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -578,13 +860,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                           *(argv if argv is not None else sys.argv[1:])])
     try:
         study, base = load_study(args.study, args.overrides)
-        study = apply_study_overrides(study, args.overrides)
+        study = keep_seeds(apply_study_overrides(study, args.overrides), args.seeds)
         if args.evaluations:
             study.evaluations = list(args.evaluations)
         setups = expand_grid(study)
         out = args.out
         out.mkdir(parents=True, exist_ok=True)
-        reused = [s.name for s in setups if (out / "runs" / s.name / "summary.json").is_file()]
+        reused = [s.name for s in setups if RunPaths(out / "runs" / s.name).summary.is_file()]
         reference = None
         if not args.report_only:
             if not args.no_reference:
@@ -597,20 +879,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"ran {', '.join(args.only)}; RESULTS.md is written when the whole grid is run")
             return 0
         rows = collect(out, setups)
+        groups = aggregate(rows)
+        pairs = comparisons(groups)
         results = args.results
-        map_name = None
-        png = embedding_map_png(out, rows, max_points=args.map_points, method=args.map_projection)
-        map_name = MAP_NAME
-        write_atomic(results.parent / MAP_NAME, png)
+        png = embedding_map_png(out, groups, max_points=args.map_points, method=args.map_projection)
+        atomic_write_bytes(results.parent / MAP_NAME, png)
         invocation = {"finished": _dt.datetime.now().strftime("%Y-%m-%d %H:%M"), "load_start": load_start,
                       "load_end": loadavg(), "wall_s": time.perf_counter() - t_start,
                       "reused": ", ".join(reused)}
-        text = render_results(rows, reference, study_path=os.path.relpath(args.study, REPO) if args.study.is_absolute()
-                              else str(args.study), out_dir=out, command=command, machine=machine_info(),
-                              invocation=invocation, map_name=map_name)
-        write_atomic(results, text)
-        print(f"wrote {results} and {results.parent / MAP_NAME}")
-        print("\n".join(verdict(rows, reference)))
+        study_path = os.path.relpath(args.study, REPO) if args.study.is_absolute() else str(args.study)
+        text = render_results(groups, reference, study_path=study_path, out_dir=out, command=command,
+                              machine=machine_info(), invocation=invocation, map_name=MAP_NAME, pairs=pairs)
+        atomic_write_text(results, text)
+        write_json(results.parent / RESULTS_JSON,
+                   results_json(groups, pairs, reference, study_path=study_path, invocation=invocation))
+        print(f"wrote {results}, {results.parent / RESULTS_JSON} and {results.parent / MAP_NAME}")
+        print("\n".join(verdict(groups, reference, pairs)))
     except (BenchmarkError, BiorepError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -40,37 +40,56 @@ def study() -> StudyConfig:
                 {"label": "supcon_two_stage", "name": "supcon", "mode": "two_stage", "pretrain_epochs": 4},
             ],
         },
+        folds=[{"label": "s0", "train.seed": 0}, {"label": "s1", "train.seed": 1}],
     )
 
 
-ACC = {"resnet18-ce": 0.90, "resnet18-supcon_two_stage": 0.93, "vit_tiny-ce": 0.80, "vit_tiny-supcon_two_stage": 0.75}
+ACC = {"resnet18-ce": 0.80, "resnet18-supcon_two_stage": 0.93, "vit_tiny-ce": 0.80, "vit_tiny-supcon_two_stage": 0.75}
+N_CROPS, N_CASES = 100, 20  # crop i belongs to case i % 20: five crops per case
 
 
-def fake_run(root: Path, name: str, acc: float, *, drop: str | None = None) -> None:
+def fake_run(root: Path, name: str, acc: float, *, drop: str | None = None, seed: int = 0) -> None:
+    """A finished run: the wrong crops are the first (1 − acc) · 100, i.e. spread one per case first."""
     run = root / "runs" / name
     (run / "embeddings").mkdir(parents=True)
+    (run / "evaluation").mkdir()
     backbone = "resnet18" if name.startswith("resnet") else "vit_tiny_patch16_224"
     two = "two_stage" in name
     (run / "summary.json").write_text(json.dumps({
         "method": "supcon" if two else "supervised", "backbone": backbone, "dataset": "chromosome-pki3",
-        "n_train": 100, "n_val": 20, "n_test": 30, "n_classes": 24, "epochs": 6, "max_epochs": 6,
-        "wall_time_s": 600.0, "images_per_s": 120.0, "peak_rss_mb": 1500.0, "peak_tracemalloc_mb": 140.0,
-        "peak_gpu_mb": None, "total_time_s": 610.0, "best_metric": {"name": "val/acc", "value": acc - 0.01}}))
+        "n_train": 100, "n_val": 20, "n_test": N_CROPS, "n_classes": 24, "epochs": 6, "max_epochs": 6,
+        "wall_time_s": 900.0 if two else 600.0, "images_per_s": 120.0, "peak_rss_mb": 1500.0,
+        "peak_tracemalloc_mb": 140.0, "peak_gpu_mb": None, "total_time_s": 610.0,
+        "best_metric": {"name": "val/acc", "value": acc - 0.01 * (seed + 1)}}))
+    n_wrong = round((1 - acc) * N_CROPS)
+    coverage = [{"coverage": c, "n": round(c * N_CROPS), "accuracy": min(acc + 0.05, 1.0), "threshold": 0.5,
+                 "n_review": N_CROPS - round(c * N_CROPS)} for c in (0.9, 0.95, 0.99, 1.0)]
     cls = {"accuracy": acc, "macro_f1": acc - 0.02, "auroc_macro": 0.99,
-           "per_class_recall": {c: acc for c in CLASSES}}
+           "per_class_recall": {c: acc for c in CLASSES},
+           "calibration": {"calibrated": True, "temperature": 1.5, "ece_before": 0.06, "ece_after": 0.02,
+                           "coverage": coverage}}
     kar = {"accuracy_argmax": acc, "accuracy_assigned": min(acc + 0.02, 1.0), "n_flagged": 1, "n_karyograms": 5}
     ev = {"classification": {"summary": cls}, "karyotype": {"summary": kar}, "knn": {"summary": {"accuracy": acc - 0.05}}}
     if drop:
         del ev[drop]
     (run / "evaluation.json").write_text(json.dumps(ev))
-    (run / "data.json").write_text(json.dumps({"size": 64, "geometry": {"mode": "canvas", "scale": 0.47}}))
+    true = [CLASSES[i % 24] for i in range(N_CROPS)]
+    wrong = [CLASSES[(i + 1) % 24] for i in range(N_CROPS)]
+    pd.DataFrame({"sample_index": range(1000, 1000 + N_CROPS), "case": [f"c{i % N_CASES}" for i in range(N_CROPS)],
+                  "true": true, "predicted": [wrong[i] if i < n_wrong else true[i] for i in range(N_CROPS)]}
+                 ).to_csv(run / "evaluation" / "classification.csv", index=False)
+    pd.DataFrame({"karyogram": ["k"] * N_CROPS, "true": true,
+                  "assigned": [wrong[i] if i < n_wrong - 2 else true[i] for i in range(N_CROPS)]}
+                 ).to_csv(run / "evaluation" / "karyotype.csv", index=False)
+    (run / "data.json").write_text(json.dumps({"dataset": "chromosome-pki3", "group_column": "case", "size": 64,
+                                               "geometry": {"mode": "canvas", "scale": 0.47}}))
     method = {"name": "supcon", "mode": "two_stage", "pretrain_epochs": 4, "temperature": 0.07, "finetune": False} \
         if two else {"name": "supervised"}
     (run / "config.yaml").write_text(yaml.safe_dump({
         "data": {"geometry": {"mode": "canvas"}, "split": {"seed": 0}},
         "views": {"augment": "chromosome", "crops": "one"}, "method": method,
         "train": {"epochs": 6, "batch_size": 96, "optimizer": "adamw", "lr": 1e-3, "weight_decay": 0.05,
-                  "scheduler": "cosine", "precision": "32"}}))
+                  "scheduler": "cosine", "precision": "32", "seed": seed}}))
     rng = np.random.default_rng(0)
     meta = pd.DataFrame({"path": [f"p{i}" for i in range(30)], "chromosome": [CLASSES[i % 3] for i in range(30)]})
     write_embeddings(rng.normal(size=(30, 8)).astype(np.float32), meta, run / "embeddings", "test", formats=["parquet"])
@@ -80,44 +99,84 @@ REFERENCE = {"epochs": 8, "size": 64, "train_images": 120, "test_images": 30, "t
              "train_time_s": 1200.0, "process_wall_s": 1230.0, "command": "python reference_loop.py"}
 
 
+def _all_runs(root: Path) -> list:
+    runs = expand_grid(study())
+    for r in runs:
+        fake_run(root, r.name, ACC[r.setup], seed=int(r.fold[1:]))
+    return runs
+
+
 def test_results_from_fake_runs(bench, tmp_path: Path) -> None:
-    setups = expand_grid(study())
-    for s in setups:
-        fake_run(tmp_path, s.name, ACC[s.name])
-    rows = bench.collect(tmp_path, setups)
-    assert [(r.model, r.method) for r in rows][:2] == [("resnet18", "ce"), ("resnet18", "supcon_two_stage")]
-    lines = bench.verdict(rows, REFERENCE)
-    text = "\n".join(lines)
+    runs = _all_runs(tmp_path)
+    assert [r.name for r in runs][:2] == ["resnet18-ce@s0", "resnet18-supcon_two_stage@s0"]
+    rows = bench.collect(tmp_path, runs)
+    setups = bench.aggregate(rows, n_boot=400)
+    assert [(s.model, s.method, s.seeds) for s in setups][:2] == [("resnet18", "ce", ["s0", "s1"]),
+                                                                 ("resnet18", "supcon_two_stage", ["s0", "s1"])]
+    ce = setups[0]
+    assert ce.accuracy == pytest.approx(0.80) and ce.ci[0] <= 0.80 <= ce.ci[1]
+    assert ce.assembled == pytest.approx(0.82) and ce.train_minutes == pytest.approx(10.0)
+    assert ce.ci == (pytest.approx(0.80), pytest.approx(0.80))  # one wrong crop in every case: no spread
+    pairs = bench.comparisons(setups, n_boot=400)
+    res, vit = pairs
+    assert res.difference == pytest.approx(0.13) and res.ci[0] > 0 and res.answer == "SupCon better"
+    assert vit.difference == pytest.approx(-0.05) and vit.ci[1] < 0 and vit.answer == "CE better"
+    assert res.time_ratio == pytest.approx(1.5) and res.seeds == 2
+    text = "\n".join(bench.verdict(setups, REFERENCE, pairs))
     assert "every backbone family: no** (1 of 2)" in text
-    assert "SupCon vs CE, resnet18: yes" in text and "+3.00 points" in text
-    assert "SupCon vs CE, vit_tiny: no" in text
+    assert "SupCon vs CE, resnet18, equal epochs, 2 seed(s) paired over the held-out cases: yes" in text
+    assert "supcon_two_stage +13.00 points" in text and "SupCon better" in text
+    assert "SupCon vs CE, vit_tiny, equal epochs, 2 seed(s) paired over the held-out cases: no" in text
+    assert "-5.00 points" in text and "CE better" in text
     assert "Best per-crop accuracy ≥ 97 %: no** — 93.00 %" in text
     assert "karyotype assembly ≥ 98.5 %: no** — 95.00 %" in text
+    assert "6.00 → 2.00" in text  # ECE before → after (percent)
     # biorep resnet18-ce 600 s vs the reference's 1200 s; 120 vs 120*8/1200 = 0.8 images/s
-    assert "×0.50" in text and "-1.0 points" in text
+    assert "×0.50" in text and "-11.0 points" in text
 
-    png = bench.embedding_map_png(tmp_path, rows, method="pca", max_points=20)
+    png = bench.embedding_map_png(tmp_path, setups, method="pca", max_points=20)
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
-    md = bench.render_results(rows, REFERENCE, study_path="s.yaml", out_dir=tmp_path, command="python run.py",
+    md = bench.render_results(setups, REFERENCE, study_path="s.yaml", out_dir=tmp_path, command="python run.py",
                               machine={"nproc": 2, "cpu": "X", "gpu": None, "torch": "2", "timm": "1", "lightning": "2",
                                        "python": "3.11", "torch_threads": 2},
                               invocation={"finished": "now", "load_start": [1], "load_end": [2], "wall_s": 5.0,
-                                          "reused": ""}, map_name="embedding_maps.png")
-    assert "| resnet18-supcon_two_stage | resnet18 | supcon_two_stage | 6/6 | 92.0 % | **93.00 %**" in md
+                                          "reused": ""}, map_name="embedding_maps.png", pairs=pairs)
+    # val acc: mean of 0.92 and 0.91; acc @ 90 % most confident from the calibration table
+    assert "| resnet18-supcon_two_stage | resnet18 | supcon_two_stage | 2 | 91.5 % | **93.00 %**" in md
+    assert "| 6.00 → 2.00 % | 1.50 | 98.00 % | 98.00 % | 98.00 % | 15.0 min |" in md
+    assert "| resnet18 | supcon_two_stage | 2 | +13.00 [" in md
+    assert "| resnet18-ce@s1 | s1 | 6/6 | 78.0 % | 80.00 % | 82.00 % |" in md  # val acc 0.80 − 0.02
     assert "| reference loop | resnet18 |" in md and "**91.00 %**" in md
     assert "4 SupCon epochs" in md and "2 classifier epochs on the frozen encoder" in md
     assert md.count("| Y |") == 1 and "![CE vs SupCon test embeddings](embedding_maps.png)" in md
 
+    out = bench.results_json(setups, pairs, REFERENCE, study_path="s.yaml", invocation={"finished": "now"})
+    one = out["setups"]["resnet18-supcon_two_stage"]
+    for key in ("test_accuracy", "assembled_accuracy", "ci_low", "ci_high", "seeds", "train_minutes"):
+        assert key in one
+    assert one["test_accuracy"] == pytest.approx(0.93) and one["seeds"] == ["s0", "s1"]
+    assert one["train_minutes"] == pytest.approx(15.0) and one["n_test_cases"] == N_CASES
+    assert one["ece_after"] == pytest.approx(0.02) and one["coverage_accuracy"]["0.9"] == pytest.approx(0.98)
+    assert out["comparisons"][0]["answer"] == "SupCon better"
+    json.dumps(out)  # machine-readable as it is
+
+
+def test_seeds_option_keeps_the_first_seeds(bench) -> None:
+    assert [f["label"] for f in bench.keep_seeds(study(), 1).folds] == ["s0"]
+    assert len(bench.keep_seeds(study(), None).folds) == 2
+    with pytest.raises(bench.BenchmarkError):
+        bench.keep_seeds(study(), 0)
+
 
 def test_missing_numbers_fail_loudly(bench, tmp_path: Path) -> None:
-    setups = expand_grid(study())
-    for s in setups[:-1]:
-        fake_run(tmp_path, s.name, ACC[s.name], drop="karyotype" if s.name == "resnet18-ce" else None)
+    runs = expand_grid(study())
+    for r in runs[:-1]:
+        fake_run(tmp_path, r.name, ACC[r.setup], drop="karyotype" if r.name == "resnet18-ce@s0" else None)
     with pytest.raises(bench.BenchmarkError) as err:
-        bench.collect(tmp_path, setups)
+        bench.collect(tmp_path, runs)
     msg = str(err.value)
-    assert "resnet18-ce/evaluation.json: no value for 'karyotype.summary'" in msg
-    assert "vit_tiny-supcon_two_stage/summary.json: missing" in msg
+    assert "resnet18-ce@s0/evaluation.json: no value for 'karyotype.summary'" in msg
+    assert "vit_tiny-supcon_two_stage@s1/summary.json: missing" in msg
 
 
 def test_set_reaches_grid_values_that_have_the_key(bench) -> None:

@@ -27,6 +27,7 @@ from biorep.rundir import (
     read_summary,
     read_yaml,
     to_jsonable,
+    update_json,
     write_json,
     write_state,
     write_yaml,
@@ -185,3 +186,29 @@ def test_check_usable_refuses_unfinished_runs_and_says_what_to_do(tmp_path: Path
     write_state(tmp_path, "running")
     with pytest.raises(RunDirError, match="is still training; wait for it to finish"):
         check_usable(tmp_path, "predict")
+
+
+def _add_key(args: tuple[str, int]) -> None:
+    path, i = args
+
+    def add(old: dict) -> dict:  # type: ignore[type-arg]
+        import time
+
+        time.sleep(0.01)  # widen the read-modify-write window
+        return {**old, f"k{i}": i}
+
+    update_json(path, add)
+
+
+def test_update_json_keeps_every_concurrent_update(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import multiprocessing as mp
+
+    target = tmp_path / "evaluation.json"
+    with mp.get_context("spawn").Pool(4) as pool:
+        pool.map(_add_key, [(str(target), i) for i in range(12)])
+    assert read_json(target) == {f"k{i}": i for i in range(12)}
+    target.write_text("[1, 2")
+    with caplog.at_level("WARNING", logger="biorep.rundir"):
+        update_json(target, lambda old: {**old, "a": 1})
+    assert read_json(target) == {"a": 1} and "not valid JSON" in caplog.text
+    assert _leftovers(tmp_path) == []

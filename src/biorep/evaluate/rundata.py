@@ -27,7 +27,7 @@ from biorep.rundir import (
     RunPaths,
     atomic_write,
     check_usable,
-    read_json,
+    update_json,
     write_json,
 )
 from biorep.rundir import EVALUATION as EVALUATION_FILE
@@ -202,14 +202,6 @@ def split_indices(run: LoadedRun, ds: ImageDataset, split: str, *, own: bool) ->
 
 # ----------------------------------------------------------------------------- results on disk
 def merge_evaluation(run_dir: Path, records: Mapping[str, Any]) -> Path:
-    """Merge ``records`` into ``RUN/evaluation.json`` (same keys replaced, others kept), atomically."""
-    path = RunPaths(run_dir).evaluation
-    old: dict[str, Any] = {}
-    if path.is_file():
-        try:
-            loaded = read_json(path)
-            old = loaded if isinstance(loaded, dict) else {}
-        except RunDirError as exc:
-            log.warning("%s; it is replaced", exc)
-    old.update(records)
-    return _write_json(path, old)
+    """Merge ``records`` into ``RUN/evaluation.json`` (same keys replaced, others kept), atomically and
+    under a lock, so two verbs storing results in one run at once both keep theirs."""
+    return update_json(RunPaths(run_dir).evaluation, lambda old: {**old, **records}, indent=1)

@@ -6,16 +6,20 @@ a full disk or an error mid-write never leaves a truncated file under the final 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from biorep.errors import BiorepError, RunDirError
+
+log = logging.getLogger("biorep.rundir")
 
 
 def _umask() -> int:
@@ -151,3 +155,52 @@ def read_yaml(path: str | Path) -> Any:
         raise RunDirError(f"{path}: not valid YAML ({exc})") from None
     except OSError as exc:
         raise RunDirError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+@contextlib.contextmanager
+def locked(target: str | Path) -> Iterator[None]:
+    """Hold an exclusive lock for ``target`` (a hidden ``.<name>.lock`` beside it) while the block runs.
+
+    For read-modify-write updates that several processes may make at once (two ``biorep evaluate``
+    calls on one run). Where locks are not supported the block runs unlocked.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        yield
+        return
+    with open(target.parent / f".{target.name}.lock", "a") as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        except OSError:  # e.g. a file system without locks
+            yield
+            return
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def update_json(target: str | Path, update: Callable[[dict[str, Any]], dict[str, Any]], *,
+                indent: int = 2) -> Path:
+    """Atomically replace the JSON object in ``target`` by ``update(old)``, under :func:`locked`.
+
+    A missing file reads as ``{}``; an unreadable one (or one not holding an object) is logged and
+    replaced, so one broken file never blocks storing new results.
+    """
+    target = Path(target)
+    with locked(target):
+        old: dict[str, Any] = {}
+        if target.is_file():
+            try:
+                loaded = read_json(target)
+            except RunDirError as exc:
+                log.warning("%s; it is replaced", exc)
+            else:
+                if isinstance(loaded, dict):
+                    old = loaded
+                else:
+                    log.warning("%s: not a JSON object; it is replaced", target)
+        return write_json(target, update(old), indent=indent)

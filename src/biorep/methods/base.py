@@ -172,17 +172,30 @@ class BaseMethod(L.LightningModule):
             x = x.float() / float(torch.iinfo(x.dtype).max)
         return x.float()
 
+    #: precision of :meth:`embed`/:meth:`classify` (a Lightning precision string); :func:`load_run`
+    #: sets the one the run trained at, so a bf16-trained run also embeds in bf16.
+    inference_precision: str = "32"
+
     @torch.no_grad()
     def embed(self, x_raw: Tensor) -> Tensor:
-        """Backbone representation ``[B, D]`` (never a projection head) of raw images."""
-        return self.backbone(self.prepare(x_raw))
+        """Backbone representation ``[B, D]`` (never a projection head) of raw images, as float32."""
+        from biorep.precision import autocast
+
+        x = self.prepare(x_raw)
+        with autocast(self.inference_precision, x.device):
+            return self.backbone(x).float()
 
     @torch.no_grad()
     def classify(self, x_raw: Tensor) -> Tensor | None:
-        """Class logits ``[B, n_classes]`` where the method has a classifier, else None."""
+        """Class logits ``[B, n_classes]`` (float32) where the method has a classifier, else None."""
         if not self.has_classifier:
             return None
-        return self.logits_from_features(self.backbone(self.prepare(x_raw)))
+        from biorep.precision import autocast
+
+        x = self.prepare(x_raw)
+        with autocast(self.inference_precision, x.device):
+            logits = self.logits_from_features(self.backbone(x))
+        return None if logits is None else logits.float()
 
     # ----------------------------------------------------------------- Lightning hooks
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:

@@ -129,8 +129,9 @@ def preallocate(path: Path) -> None:
 
 def cache_files(name: str, key: str) -> tuple[Path, Path, Path]:
     """The three cache files (images, original sizes, sidecar) for ``name`` and ``key``."""
-    folder = paths.cache_dir() / "datasets"
+    folder: Path | str = os.environ.get("BIOREP_CACHE") or "the cache folder"
     try:
+        folder = paths.cache_dir() / "datasets"
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise BiorepError(

@@ -107,6 +107,7 @@ def load_run(
     model.load_state_dict(_read_checkpoint(path, map_location)["state_dict"])
     model.eval()
     summary = read_summary(run) if paths.summary.is_file() else None
+    model.inference_precision = inference_precision(config, summary)
     return LoadedRun(
         run_dir=run,
         model=model,
@@ -130,3 +131,18 @@ def _read_checkpoint(path: Path, map_location: str) -> dict[str, Any]:
     if not isinstance(state, dict) or "state_dict" not in state:
         raise RunDirError(f"{path}: not a biorep checkpoint (no state_dict)")
     return state
+
+
+def inference_precision(config: RunConfig, summary: SummaryRecord | None) -> str:
+    """The precision a run embeds and classifies at: the one it trained at (``summary.json``), else
+    what its ``train.precision`` resolves to on this machine's CPU (``BIOREP_PRECISION`` overrides)."""
+    import os
+
+    from biorep.precision import resolve_precision
+
+    forced = os.environ.get("BIOREP_PRECISION")
+    if forced:
+        return resolve_precision(forced, "cpu").value
+    if summary is not None and summary.precision:
+        return str(summary.precision)
+    return resolve_precision(config.train.precision, "cpu").value

@@ -21,6 +21,7 @@ def comparison_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("comparison")
     ce = make_run(root / "runs", "ce", method="supervised", accuracy=0.8731, wall_time=123.4, seed=1)
     supcon = make_run(
-        root / "runs", "supcon", method="supcon", accuracy=0.9142, wall_time=456.7, seed=2, karyogram=False
+        root / "runs", "supcon", method="supcon", accuracy=0.9142, wall_time=456.7, seed=2, karyogram=False,
+        errors={0: "2", 92: "7"},
     )
     return write_report([ce, supcon], root / "cmp.html", title="CE vs SupCon", projection="pca")

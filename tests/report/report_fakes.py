@@ -62,9 +62,11 @@ def fake_data(folder: Path) -> Path:
 FAKE_ERRORS = {0: "2", 1: "2", 2: "2", 92: "7", 93: "7", 40: "12"}
 
 
-def fake_predictions(manifest: Path) -> pd.DataFrame:
+def fake_predictions(manifest: Path, errors: dict[int, str] | None = None) -> pd.DataFrame:
     """``classification.csv`` as the classification evaluation writes it: metadata, true, predicted,
-    confidence. Errors are :data:`FAKE_ERRORS` (3 × 1→2, 2 × Y→7, 1 × 11→12), confidence falls with ``i``."""
+    confidence. Errors are :data:`FAKE_ERRORS` (3 × 1→2, 2 × Y→7, 1 × 11→12) unless given; confidence
+    falls with ``i``."""
+    FAKE_ERRORS = errors if errors is not None else globals()["FAKE_ERRORS"]
     meta = pd.read_csv(manifest)
     out = meta.copy()
     out.insert(0, "sample_index", np.arange(len(meta)))
@@ -84,6 +86,7 @@ def make_run(
     n_points: int = 60,
     karyogram: bool = True,
     seed: int = 0,
+    errors: dict[int, str] | None = None,
 ) -> Path:
     """Write a complete fake run directory ``root/name`` and return it.
 
@@ -148,7 +151,7 @@ def make_run(
     }
     (run / "evaluation.json").write_text(json.dumps(evaluation))
     (run / "evaluation").mkdir()
-    fake_predictions(manifest).to_csv(run / "evaluation" / "classification.csv", index=False)
+    fake_predictions(manifest, errors).to_csv(run / "evaluation" / "classification.csv", index=False)
 
     (run / "embeddings").mkdir()
     labels = np.array(["1", "2", "X"])[np.arange(n_points) % 3]

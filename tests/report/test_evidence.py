@@ -100,3 +100,43 @@ def test_missing_crops_are_a_note_not_an_error(run_a: Path) -> None:
     text = write_report([run_a], run_a / "report.html", projection="pca").read_text()
     assert ">Most-confused class pairs<" in text and "crop image(s) could not be read and are left out" in text
     assert text.count("could not be read") == 1
+
+
+def test_a_comparison_leads_with_one_ranked_table(comparison_report: Path) -> None:
+    text = comparison_report.read_text()
+    comparison = text[text.index('<section id="comparison">') : text.index('<section class="run"')]
+    assert comparison.index("Ranked by accuracy per crop") < comparison.index('<table class="data"><tr><th></th>')
+    ranked = re.search(r'<table class="data ranked">(.*?)</table>', comparison, re.S).group(1)
+    rows = re.findall(r'<tr><td class="num">(\d)</td><td><a href="#(run-\d)">([^<]+)</a>', ranked)
+    assert rows == [("1", "run-2", "supcon"), ("2", "run-1", "ce")]  # 94/96 right beats 90/96
+    assert ">97.9 %<" in ranked and ">93.8 %<" in ranked and "95 % CI" in ranked
+
+
+def _screening_run(root: Path, name: str, auc: float, seed: int) -> Path:
+    from report_fakes import make_run
+
+    run = make_run(root, name, method="byol", seed=seed, karyogram=False)
+    ev = {"treated_vs_control": {"name": "treated_vs_control", "summary": {
+        "control": "compound=DMSO", "overall": {"n": 40, "accuracy": 0.8, "roc_auc": auc}}},
+        "replicate_map": {"name": "replicate_map", "summary": {"mean_map": auc - 0.2, "n_treatments": 3}}}
+    (run / "evaluation.json").write_text(json.dumps(ev))
+    (run / "evaluation" / "classification.csv").unlink()
+    emb = pd.read_parquet(run / "embeddings" / "test.parquet")
+    emb.insert(1, "compound", np.where(np.arange(len(emb)) % 2 == 0, "DMSO", "taxol"))
+    emb.to_parquet(run / "embeddings" / "test.parquet")
+    return run
+
+
+def test_screening_run_tables_its_tasks_against_the_studys_baselines(tmp_path: Path) -> None:
+    runs = tmp_path / "study" / "runs"
+    ssl = _screening_run(runs, "byol", 0.91, 1)
+    _screening_run(runs, "untrained", 0.62, 2)
+    text = write_report([ssl], tmp_path / "r.html", projection="pca").read_text()
+    head = _headline(text)
+    assert "screening tasks" in head and "treated_vs_control overall.roc_auc" in head
+    tasks = text[text.index(">Screening tasks against the baselines<") :]
+    tasks = tasks[: tasks.index("</table>")]
+    assert "<th>byol</th><th>untrained</th>" in tasks
+    row = re.search(r"<th>treated_vs_control overall.roc_auc</th>(.*?)</tr>", tasks).group(1)
+    assert 'class="num best">0.91<' in row and ">0.62<" in row
+    assert "coloured by compound" in text  # the map of a screening run shows the treatments

@@ -9,6 +9,7 @@ under ``docs/`` (``report-top.png``, ``review.png``).
 
 from __future__ import annotations
 
+import base64
 import io
 import os
 import re
@@ -80,6 +81,9 @@ def test_report_renders_in_chromium(chromium: str, comparison_report: Path, tmp_
         page = browser.open(single.as_uri())
         page.wait_for("document.body.dataset.imagesOk !== undefined")
         assert page.eval("document.body.dataset.imagesOk") == "true" and page.errors() == []
+        # printable: print media renders to a PDF of a few pages (answers and evidence; folded raw tables stay out)
+        pdf = base64.b64decode(page.sock.call("Page.printToPDF", printBackground=False)["data"])
+        assert pdf[:5] == b"%PDF-" and pdf.count(b"/Type /Page") >= 3
         shot = page.screenshot(tmp_path / "report-top.png", 1100, 1300)
     pixels = _pixels(shot)
     assert pixels.shape[:2] == (1300, 1100)
@@ -121,6 +125,7 @@ def test_review_page_moves_a_crop_and_exports_the_csv(chromium: str, tmp_path: P
         assert page.eval("document.getElementById('count').textContent") == "2 corrections"
         page.click("#export")
         exported = browser.wait_download(EXPORT_FILE)
+        page.eval("window.scrollTo(0, 0)")
         shot = page.screenshot(tmp_path / "review.png", 1100, 820)
         assert page.errors() == []
     table = pd.read_csv(exported, dtype=str)

@@ -566,6 +566,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out-root", type=Path, default=ROOT / "runs", help="study folders go to OUT_ROOT/<study name>")
     ap.add_argument("--results", type=Path, default=HERE / "RESULTS.md", help="where to write RESULTS.md")
     ap.add_argument("--json", type=Path, default=None, help="where to write results.json (default: beside RESULTS.md)")
+    ap.add_argument("--only", action="append", default=None, metavar="RUN",
+                    help="run only this run (e.g. byol-random-multi@Week4_27861; repeatable); RESULTS.md "
+                    "needs every run, so combine with --no-results")
+    ap.add_argument("--no-results", action="store_true", help="run, but do not write RESULTS.md / results.json")
     ap.add_argument("--no-run", action="store_true", help="only regenerate RESULTS.md from finished studies")
     ap.add_argument("--no-report", action="store_true", help="skip the HTML comparison reports")
     args = ap.parse_args(argv)
@@ -577,7 +581,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                  *(["budget"] if args.budget else [])]
     sets = [*(GPU_SETS if args.gpu else ()), *args.sets]
     suffix = "-e50" if args.gpu else ""
-    preps = {k: prepare_study(CONFIGS[k], sets, out=args.out_root / (CONFIGS[k].stem + suffix)) for k in kinds}
+    preps = {k: prepare_study(CONFIGS[k], sets, out=args.out_root / (CONFIGS[k].stem + suffix), only=args.only)
+             for k in kinds}
     if not args.no_run:
         for prep in preps.values():
             started = dt.datetime.now().isoformat(timespec="seconds")
@@ -592,6 +597,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                               "started": sessions[0]["started"], "sessions": sessions,
                               "wall_time_s": sum(x["wall_time_s"] for x in sessions),
                               "timings": {**old.get("timings", {}), **result.timings}})
+    if args.no_results:
+        return 0
     path = write_results(preps, args.results, args.json)
     print(f"wrote {path} and {args.json or path.with_name('results.json')}")
     return 0

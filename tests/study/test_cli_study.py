@@ -151,35 +151,51 @@ def test_command_line_set_wins_over_the_study_set_section(tmp_path: Path) -> Non
 
 
 def test_screening_configs_expand_to_the_study_and_differ_only_in_channels() -> None:
-    from biorep.study import setup_config
+    from biorep.study import setup_config, study_setups
     from biorep.training import RunConfig
 
     gray = prepare_study(STUDIES / "screening-16.yaml")
     rgb = prepare_study(STUDIES / "screening-16-rgb.yaml")
     names = [s.name for s in gray.setups]
-    assert len(names) == 21 and names == [s.name for s in rgb.setups]
-    untrained = RunConfig.model_validate(setup_config(gray.base, gray.setups[-1]))
-    assert names[-1] == "untrained" and untrained.train.epochs == 0  # the extra's epochs win over `set`
-    grid = [RunConfig.model_validate(setup_config(gray.base, s)) for s in gray.setups[:16]]
+    setups = study_setups(gray.study)
+    plates = ["Week4_27801", "Week4_27821", "Week4_27861"]
+    assert len(setups) == 22 and len(names) == 66 and names == [s.name for s in rgb.setups]
+    assert setups[-2:] == ["untrained", "classical"]
+    assert names == [f"{n}@{p}" for p in plates for n in setups]  # leave-one-plate-out, fold-major
+    untrained = RunConfig.model_validate(setup_config(gray.base, gray.setups[20]))
+    classical = RunConfig.model_validate(setup_config(gray.base, gray.setups[21]))
+    assert untrained.train.epochs == 0 and untrained.model.backbone == "simple_cnn"  # the extra's epochs win
+    assert classical.train.epochs == 0 and classical.model.backbone == "classical"
+    runs = [(s, RunConfig.model_validate(setup_config(gray.base, s))) for s in gray.setups]
+    assert all(c.data.split.holdout == [s.fold] for s, c in runs)  # every plate held out once
+    grid = [c for s, c in runs[:16]]
     assert {(c.method.name, c.views.augment, c.views.crops) for c in grid} == {
         (m, a, c) for m in ("weak", "autoencoder", "regularized", "byol")
         for a in ("random", "none") for c in ("one", "multi")}
     byol = next(c for c in grid if c.method.name == "byol")
     assert byol.method.params.momentum == 0.8 and byol.method.params.study_early_stop
-    assert all(c.data.split.holdout == ["Week4_27861"] and c.train.lr == 1e-4 and c.train.batch_size == 256
-               for c in grid)
+    assert all(c.train.lr == 1e-4 and c.train.batch_size == 256 and c.train.epochs == 20 for c in grid)
     assert gray.base["data"]["channels"] == [0] and rgb.base["data"]["channels"] is None
     assert gray.study.evaluation_options == rgb.study.evaluation_options
     assert gray.study.evaluations == rgb.study.evaluations
+    assert {"replicate_map_sphered", "label_map_sphered"} <= set(gray.study.evaluations)
     g, r = copy.deepcopy(gray.base), copy.deepcopy(rgb.base)
     g["data"].pop("channels"), r["data"].pop("channels")
     assert g == r and gray.study.grid == rgb.study.grid and gray.study.extra == rgb.study.extra
-    # the faithful setting is one --set away
+    assert gray.study.folds == rgb.study.folds
+    # the study's protocol is one --set away
     e50 = prepare_study(STUDIES / "screening-16.yaml", ["train.epochs=50", "train.limit_train_batches=null",
                                                         "method.pretrain_epochs=49"])
-    cfgs = [RunConfig.model_validate(setup_config(e50.base, s)) for s in e50.setups]
-    assert all(c.train.epochs == 50 and c.train.limit_train_batches is None for c in cfgs[:-1])
-    assert cfgs[-1].train.epochs == 0  # the untrained baseline stays untrained
+    cfgs = [(s, RunConfig.model_validate(setup_config(e50.base, s))) for s in e50.setups]
+    trained = [c for s, c in cfgs if s.setup_name not in ("untrained", "classical")]
+    assert all(c.train.epochs == 50 and c.train.limit_train_batches is None for c in trained)
+    assert all(c.train.epochs == 0 for s, c in cfgs if s.setup_name in ("untrained", "classical"))
+    # the budget curve: one setup per paradigm at 1, 4, 16, 50 epochs, the two baselines, same folds
+    budget = prepare_study(STUDIES / "screening-16-budget.yaml")
+    bset = study_setups(budget.study)
+    assert bset == [f"{m}-{e}" for m in ("weak", "autoencoder", "regularized", "byol") for e in (1, 4, 16, 50)] + [
+        "untrained", "classical"]
+    assert budget.study.folds == gray.study.folds and budget.study.evaluation_options == gray.study.evaluation_options
 
 
 def test_chromosome_configs_share_the_grid_and_differ_in_budget_and_augmentation() -> None:

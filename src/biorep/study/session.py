@@ -246,7 +246,7 @@ def _evaluate(run_dir: Path, names: list[str] | None, options: dict[str, dict[st
 def _summary_note(run_dir: Path) -> str:
     if not RunPaths(run_dir).summary.is_file():
         return ""
-    s = read_summary(run_dir)
+    s = read_summary(run_dir).model_dump()
     parts = [f"{s.get('epochs')} epoch(s)" + (" (stopped early)" if s.get("stopped_early") else "")]
     if s.get("time_per_epoch_s"):
         parts.append(f"{s['time_per_epoch_s']:.1f} s/epoch")

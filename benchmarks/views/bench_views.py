@@ -21,13 +21,14 @@ import argparse
 import os
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
+
+from biorep.rundir import atomic_write_text
 
 N_IMAGES = 2048
 BATCH = 256
@@ -258,9 +259,7 @@ def main() -> None:
         "",
     ]
     out = Path(args.out)
-    with tempfile.NamedTemporaryFile("w", dir=out.parent, delete=False, suffix=".tmp") as fh:
-        fh.write("\n".join(lines))
-    os.replace(fh.name, out)
+    atomic_write_text(out, "\n".join(lines))
     print(f"wrote {out}")
 
 

@@ -47,9 +47,10 @@ def train_cmd(
     cfg = load_config(config, overrides)
     run_dir = out or Path("runs") / config.stem
     path = train(cfg, run_dir, resume=resume, overwrite=overwrite)
-    summary_file = path / "summary.json"
-    if summary_file.is_file():
-        _print_summary(path, json.loads(summary_file.read_text()))
+    from biorep.rundir import RunPaths, read_summary
+
+    if RunPaths(path).summary.is_file():
+        _print_summary(path, read_summary(path).model_dump())
 
 
 def _print_summary(path: Path, s: dict) -> None:
@@ -63,6 +64,7 @@ def _print_summary(path: Path, s: dict) -> None:
             "epochs",
             f"{s['epochs']} of {s['max_epochs']}" + (" (stopped early)" if s.get("stopped_early") else ""),
         ),
+        ("precision", f"{s.get('precision')} ({s.get('precision_reason') or ''})"),
         ("best " + str(best.get("name")), "—" if best.get("value") is None else f"{best['value']:.4f}"),
         (
             "time",

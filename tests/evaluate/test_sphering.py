@@ -105,3 +105,13 @@ def test_map_bootstrap_value_is_mean_over_groups() -> None:
     ap = pd.DataFrame({"g": ["a", "a", "b"], "average_precision": [1.0, 0.5, 0.0], "n_pos_pairs": [1, 1, 1]})
     b = map_bootstrap(ap, ["g"], n_boot=100)
     assert b["value"] == pytest.approx((0.75 + 0.0) / 2)
+
+
+def test_normalize_leaves_a_feature_constant_on_controls_centred_only() -> None:
+    from biorep.evaluate import normalize_to_controls
+
+    x = np.array([[0.0, 1.0], [0.0, 3.0], [0.5, 5.0]])
+    meta = pd.DataFrame({"c": ["ctl", "ctl", "drug"]})
+    out = normalize_to_controls(x, meta, {"c": "ctl"})
+    assert out[2, 0] == pytest.approx(0.5, rel=1e-5)  # not 0.5 / 1e-6
+    assert out[2, 1] == pytest.approx(3.0, rel=1e-5)

@@ -101,7 +101,9 @@ def normalize_to_controls(
 
     ``standardize``: ``(x − mean_ctrl) / std_ctrl``; ``robust``: ``(x − median_ctrl) /
     (1.4826 · MAD_ctrl)``; statistics per group of ``by`` (e.g. plate; None: all rows), ``eps``
-    added to the scale. A group without controls is a :class:`DataError`.
+    added to the scale; a feature constant on a group's controls is only centred (scale 1, as
+    scikit-learn's ``StandardScaler``), not blown up by 1/eps. A group without controls is a
+    :class:`DataError`.
 
     Example:
         >>> m = pd.DataFrame({"c": ["ctl", "ctl", "drug"]})
@@ -128,6 +130,7 @@ def normalize_to_controls(
         else:
             centre = np.median(ctrl, axis=0)
             scale = 1.4826 * np.median(np.abs(ctrl - centre), axis=0)
+        scale = np.where(scale > 0, scale, 1.0)  # a feature constant on the controls: centred only
         out[idx] = (x[idx] - centre) / (scale + eps)
     return out.astype(np.float32)
 

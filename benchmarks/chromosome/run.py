@@ -891,9 +891,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         text = render_results(groups, reference, study_path=study_path, out_dir=out, command=command,
                               machine=machine_info(), invocation=invocation, map_name=MAP_NAME, pairs=pairs)
         atomic_write_text(results, text)
-        write_json(results.parent / RESULTS_JSON,
-                   results_json(groups, pairs, reference, study_path=study_path, invocation=invocation))
-        print(f"wrote {results}, {results.parent / RESULTS_JSON} and {results.parent / MAP_NAME}")
+        json_path = results.parent / RESULTS_JSON
+        payload = results_json(groups, pairs, reference, study_path=study_path, invocation=invocation)
+        if json_path.is_file():  # keep what transfer.py wrote there
+            kept = read_json(json_path).get("transfer")
+            if kept is not None:
+                payload["transfer"] = kept
+        write_json(json_path, payload)
+        print(f"wrote {results}, {json_path} and {results.parent / MAP_NAME}")
         print("\n".join(verdict(groups, reference, pairs)))
     except (BenchmarkError, BiorepError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from collections.abc import Callable
@@ -78,6 +79,14 @@ def test_exported_corrections_train(karyotype_copy: Path, cli: Callable, tmp_pat
         page.click("#export")
         exported = browser.wait_download("corrections.csv")
         assert page.errors() == []
+        folder = os.environ.get("BIOREP_SCREENSHOTS")
+        if folder:  # docs/review.png is this page
+            from PIL import Image
+
+            page.eval("document.getElementById('panel').hidden = true; window.scrollTo(0, 0);"
+                      "document.querySelectorAll('.selected').forEach(e => e.classList.remove('selected'))")
+            shot = page.screenshot(tmp_path / "review.png", 1100, 860)
+            Image.open(shot).convert("RGB").quantize(colors=128).save(Path(folder) / "review.png", optimize=True)
     table = pd.read_csv(exported, dtype=str)
     fixed = table[table["corrected"] == "yes"]
     assert len(fixed) == 1 and fixed.iloc[0]["predicted"] == "3" and fixed.iloc[0]["label"] == "4"

@@ -81,21 +81,24 @@ def _print(run: Path, s: dict[str, Any]) -> None:
                highlight=False)
 
 
-def _print_review(s: dict[str, Any], limit: int = 8) -> None:
-    """Per karyogram, the crops to check: those the assembly changed or doubts (least sure first)."""
+def _print_review(s: dict[str, Any], limit: int = 5, karyograms: int = 6) -> None:
+    """Per karyogram, the crops to check: those the assembly changed (first) or doubts (least sure first)."""
     listed = [k for k in s.get("per_karyogram", []) if k.get("review")]
     if not listed:
         return
     table = Table(title=f"to review: {s.get('n_review', 0)} crop(s) the assembly changed or doubts "
-                        "(biorep review RUN opens them)")
-    for col in ("karyogram", "crop", "argmax → assigned", "p", "why"):
+                        "(all in karyotype/summary.json; `biorep review RUN` opens them)")
+    for col in ("karyogram", "crop", "argmax → assigned", "p", ""):
         table.add_column(col, overflow="fold")
-    for k in listed:
+    for k in listed[:karyograms]:
         for i, r in enumerate(k["review"][:limit]):
             table.add_row(k["karyogram"] if i == 0 else "", Path(r["path"]).name,
-                          f"{r['argmax']} → {r['assigned']}", f"{r['p_assigned']:.2f}", r["why"])
+                          f"{r['argmax']} → {r['assigned']}", f"{r['p_assigned']:.2f}",
+                          "changed" if r["argmax"] != r["assigned"] else "doubtful")
         if len(k["review"]) > limit:
             table.add_row("", f"… {len(k['review']) - limit} more", "", "", "")
+    if len(listed) > karyograms:
+        table.add_row(f"… {len(listed) - karyograms} more karyograms", "", "", "", "")
     _out.print(table)
 
 

@@ -43,6 +43,8 @@ PREDICTIONS = "classification.csv"
 #: Per-crop table of the karyotype assembly (see :mod:`biorep.evaluate.karyotype_run`).
 ASSIGNMENTS = "assignments.csv"
 N_BOOT = 1000
+#: Below this many resampled groups the interval is called rough.
+MIN_GROUPS = 5
 
 
 @dataclass
@@ -184,8 +186,11 @@ def headline(run: RunRecord, problems: list[str]) -> Headline:
         correct = (table["true"].astype(str) == table["predicted"].astype(str)).to_numpy(float)
         groups = table[group].astype(str).to_numpy() if group else None
         m = _accuracy(correct, groups, "accuracy per crop")
-        m.note = (f"{len(table)} test crops" + (f", {len(np.unique(groups))} {group}s resampled" if group else
+        n_groups = len(np.unique(groups)) if group else len(table)
+        m.note = (f"{len(table)} test crops" + (f", {n_groups} {group}s resampled" if group else
                                                  ", crops resampled"))
+        if n_groups < MIN_GROUPS:
+            m.note += f" (only {n_groups}: a rough interval)"
         h.metrics.append(m)
     elif cls and is_number(cls.get("accuracy")):
         h.metrics.append(Metric("accuracy per crop", float(cls["accuracy"]), note="no per-crop table for a CI"))
@@ -207,7 +212,9 @@ def headline(run: RunRecord, problems: list[str]) -> Headline:
         for col, label in (("argmax", "before assembly (argmax)"), ("assigned", "after karyotype assembly")):
             m = _accuracy((known[col].astype(str) == known["true"].astype(str)).to_numpy(float), groups, label)
             h.karyotype.append(m)
-        h.karyotype[-1].note = f"{len(known)} crops, {known['karyogram'].nunique()} karyograms resampled"
+        n_k = known["karyogram"].nunique()
+        h.karyotype[-1].note = f"{len(known)} crops, {n_k} karyograms resampled" + (
+            f" (only {n_k}: a rough interval)" if n_k < MIN_GROUPS else "")
     elif kar and is_number(kar.get("accuracy_assigned")):
         h.karyotype = [Metric("before assembly (argmax)", kar.get("accuracy_argmax")),
                        Metric("after karyotype assembly", kar.get("accuracy_assigned"))]

@@ -75,3 +75,23 @@ def test_channel_axis_is_squeezed_and_bad_input_rejected() -> None:
         render_karyogram([crop], ["1", "2"], [False])
     with pytest.raises(ValueError, match="2-D"):
         render_karyogram([np.zeros((3, 10, 10))], ["1"], [False])
+
+
+def test_draw_karyograms_reads_the_crop_files_flagged_first_and_removes_stale_ones(tmp_path) -> None:
+    from report_fakes import make_assembly
+
+    from biorep.report.karyogram import draw_karyograms
+
+    crops = make_assembly(tmp_path / "cells", n_karyograms=3)
+    crops.loc[crops["karyogram"] == "2.1", "flagged"] = True
+    out = tmp_path / "karyotype"
+    out.mkdir()
+    (out / "old.png").write_bytes(b"x")
+    assert draw_karyograms(crops, out, max_images=2) == ["2.1.png", "0.1.png"]
+    assert sorted(p.name for p in out.glob("*.png")) == ["0.1.png", "2.1.png"]
+    img = _decode((out / "0.1.png").read_bytes())
+    assert _red_pixels(img) > 100  # its two doubtful crops are framed
+    # an unreadable crop file is drawn as a grey box, not an error
+    crops.loc[0, "file"] = str(tmp_path / "missing.png")
+    assert draw_karyograms(crops, out, max_images=1) == ["2.1.png"]
+    assert [p.name for p in out.glob("*.png")] == ["2.1.png"]

@@ -1,4 +1,5 @@
-"""Reports: figures (PNG bytes) and one self-contained HTML page per run or comparison of runs.
+"""Reports: figures (PNG bytes), one self-contained HTML page per run or comparison of runs, karyogram
+figures from an assembly's crop files, and the interactive karyotype review page.
 
 Example:
     >>> from biorep.report import write_report
@@ -16,12 +17,15 @@ from biorep.report.figures import (
     render_karyogram,
 )
 from biorep.report.html import key_metrics, render_report, write_report
+from biorep.report.karyogram import draw_karyograms
+from biorep.report.review import render_review, write_review
 from biorep.report.rundir import RunRecord, read_run
 
 __all__ = [
     "RunRecord",
     "comparison_bars",
     "confusion_matrix",
+    "draw_karyograms",
     "embedding_map",
     "embedding_maps",
     "key_metrics",
@@ -29,5 +33,7 @@ __all__ = [
     "read_run",
     "render_karyogram",
     "render_report",
+    "render_review",
     "write_report",
+    "write_review",
 ]

@@ -107,3 +107,20 @@ def test_exported_corrections_train(karyotype_copy: Path, cli: Callable, tmp_pat
     assert info["n_images"] == len(table)
     assert set(info["classes"]) == set(table["label"])
     assert (tmp_path / "tuned" / "summary.json").is_file()
+
+
+def test_review_of_other_data_lays_out_every_karyogram(karyotype_copy: Path, cli: Callable, tmp_path: Path) -> None:
+    from biorep.data import resolve_source
+    from biorep.training import load_run
+
+    src = resolve_source(load_run(karyotype_copy).config.data)
+    manifest = Path(src.files[0]).parents[1] / "manifest.csv"
+    assert manifest.is_file()
+    code, out, err = cli("review", karyotype_copy, "--data", manifest, "--no-progress", "--max-karyograms", "5")
+    assert code == 0, err
+    page = karyotype_copy / "review@manifest.html"
+    assert page.is_file() and str(page.resolve()) in out
+    data = _page_data(page.read_text())
+    assert len(data["karyograms"]) == 5  # of the 8, flagged first
+    files = {c["file"] for k in data["karyograms"] for c in k["crops"]}
+    assert files <= set(src.files) and len(files) == 5 * 46

@@ -93,3 +93,28 @@ def test_fold_values_read_evaluation_json(tmp_path: Path) -> None:
     sil = fold_values(runs, Task("clustering", "best_per_group.silhouette"))
     assert sil[0].value == pytest.approx(0.3) and sil[0].replicates is None
     assert fold_values(runs, Task("label_map", "mean_map"))[0].value is None
+
+
+def test_run_study_with_folds_trains_each_setup_per_fold_and_resumes(tmp_path: Path) -> None:
+    from biorep.study import run_study
+
+    trained: list[str] = []
+
+    def train(cfg, run_dir: Path, resume: bool) -> None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        trained.append(run_dir.name)
+        write_json(run_dir / "summary.json", {"method": cfg.get("method", {}).get("name"),
+                                              "holdout": cfg["data"]["split"]["holdout"]})
+
+    def evaluate(run_dir: Path, names, options) -> dict:
+        write_json(run_dir / "evaluation.json", {"knn": {"summary": {"accuracy": 0.5}}})
+        return {}
+
+    study = _study(folds=[{"label": "P1", "data.split.holdout": ["P1"]},
+                          {"label": "P2", "data.split.holdout": ["P2"]}], evaluations=["knn"])
+    table = run_study(study, study.base, tmp_path, train_fn=train, evaluate_fn=evaluate, log=lambda s: None)
+    assert len(trained) == 6 and list(table.index) == [r.name for r in expand_grid(study)]
+    assert (tmp_path / "runs" / "byol@P2").is_dir()
+    trained.clear()
+    run_study(study, study.base, tmp_path, train_fn=train, evaluate_fn=evaluate, log=lambda s: None)
+    assert trained == []  # every run finished: nothing retrained

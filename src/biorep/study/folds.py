@@ -10,7 +10,9 @@ and the N bootstrap replicates (:func:`biorep.evaluate.stats.ci_record`). Across
 - :func:`compare_folds` — is setup A better than setup B? Two setups evaluated on the same items with
   the same seed get the same resamples, so replicate-wise differences bootstrap the *paired*
   difference; its median over folds and CI give the verdict: ``holds`` (CI above 0), ``does not
-  hold`` (CI below 0) or ``cannot tell`` (CI contains 0, or no CI).
+  hold`` (CI below 0) or ``cannot tell`` (CI contains 0, or no CI). Where the resampled items
+  differ between the setups (e.g. the non-noise cells of a clustering), the replicates are not
+  paired and the same subtraction gives the CI of a difference of independent estimates (wider).
 
 Example:
     >>> a = [FoldValue("p1", 0.8, replicates=np.array([0.7, 0.8, 0.9])),

@@ -109,7 +109,8 @@ def test_a_comparison_leads_with_one_ranked_table(comparison_report: Path) -> No
     ranked = re.search(r'<table class="data ranked">(.*?)</table>', comparison, re.S).group(1)
     rows = re.findall(r'<tr><td class="num">(\d)</td><td><a href="#(run-\d)">([^<]+)</a>', ranked)
     assert rows == [("1", "run-2", "supcon"), ("2", "run-1", "ce")]  # 94/96 right beats 90/96
-    assert ">97.9 %<" in ranked and ">93.8 %<" in ranked and "95 % CI" in ranked
+    assert ">97.9 %<" in ranked and ">93.8 %<" in ranked and "<th>95 % CI</th>" in ranked
+    assert re.search(r">\d+\.\d % – \d+\.\d %<", ranked)
 
 
 def _screening_run(root: Path, name: str, auc: float, seed: int) -> Path:

@@ -64,9 +64,13 @@ class Metric:
 
     @property
     def ci(self) -> str:
+        return f"95 % CI {self.ci_range}" if self.ci_range else ""
+
+    @property
+    def ci_range(self) -> str:
         if self.low is None or self.high is None or not math.isfinite(self.low):
             return ""
-        return f"95 % CI {_num(self.low, self.percent)} – {_num(self.high, self.percent)}"
+        return f"{_num(self.low, self.percent)} – {_num(self.high, self.percent)}"
 
 
 def _num(v: float | None, percent: bool) -> str:

@@ -181,8 +181,10 @@ def test_error_handling_recognises_click_and_typer_exception_classes() -> None:
         (["evaluate", "RUN", "-o", "knn.k=0"], ["'knn'", "k=0", "≥ 1"]),
         (["karyotype", "RUN", "-o", "doubt_threshold=high"], ["'karyotype'", "doubt_threshold='high'", "≤ 1"]),
         (["evaluate", "RUN", "-o", "knn.kk=3"], ["unknown option", "kk", "allowed: k, temperature"]),
+        (["datasets", "show", "synthetic-karyotype", "-o", "n_karyograms=abc"], ["n_karyograms='abc'", "integer"]),
+        (["datasets", "show", "synthetic-karyotype", "--geometry", "blob"], ["data.geometry.mode='blob'", "'canvas'"]),
     ],
-    ids=["knn-k-word", "knn-k-zero", "karyotype-threshold-word", "unknown-key"],
+    ids=["knn-k-word", "knn-k-zero", "karyotype-threshold-word", "unknown-key", "dataset-option", "geometry"],
 )
 def test_bad_evaluation_option_is_refused_before_work(args: list[str], needles: list[str], tmp_path: Path) -> None:
     # RUN does not exist: the options are checked before the run is even opened

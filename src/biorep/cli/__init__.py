@@ -7,8 +7,8 @@ line on stderr and a non-zero exit status, never a traceback:
   disk, read-only file system: :class:`OSError`, named by its path) → ``error: ...``, status 2;
 - usage errors (unknown verb or option, missing argument, bad value) → click's message with its
   "Did you mean" hint, status 2;
-- a group called without a verb (``biorep``, ``biorep datasets``) → its help on stderr, status 2
-  (click's convention since 8.2, kept here for every typer/click version);
+- a group called without a verb (``biorep``, ``biorep datasets``) → its help, status 2 (click's
+  convention since 8.2, kept here for every typer/click version);
 - Ctrl-C → ``interrupted``, status 130.
 
 ``biorep --debug ...`` shows the traceback as well. Typer ≥ 0.2x raises exceptions of its own
@@ -60,13 +60,15 @@ VERB_MODULES = [
 
 
 def help_without_verb(ctx: typer.Context) -> None:
-    """For a group's callback: print the group's help on stderr and exit 2 when no verb was given.
+    """For a group's callback: print the group's help (stdout) and exit 2 when no verb was given.
 
     Groups use ``invoke_without_command=True`` with this instead of click's ``no_args_is_help``,
     whose exit status changed between click versions (0 before 8.2, 2 since).
     """
     if ctx.invoked_subcommand is None and not ctx.resilient_parsing:
-        typer.echo(ctx.get_help(), err=True)
+        text = ctx.get_help()  # typer's rich formatter prints the help itself and returns ""
+        if text.strip():
+            typer.echo(text)
         raise typer.Exit(USAGE_EXIT)
 
 
@@ -201,7 +203,7 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(int(getattr(exc, "exit_code", 0) or 0))
         if _is_click_error(exc):
             if type(exc).__name__ == "NoArgsIsHelpError":  # a verb module's own no_args_is_help group
-                typer.echo(exc.format_message(), err=True)
+                typer.echo(exc.format_message())
                 sys.exit(USAGE_EXIT)
             if _STATE["debug"]:
                 traceback.print_exc()

@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from biorep.errors import ConfigError
+from biorep.errors import ConfigError, validation_message
 
 datasets_app = typer.Typer(
     name="datasets",
@@ -55,8 +55,7 @@ def _config(**kwargs: Any) -> Any:
     try:
         return DataConfig(**{k: v for k, v in kwargs.items() if v is not None})
     except ValidationError as exc:
-        msg = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"data config: {msg}") from None
+        raise ConfigError(f"data config: {validation_message(exc, prefix='data.')}") from None
 
 
 @datasets_app.command("list")

@@ -21,7 +21,7 @@ from biorep import paths
 from biorep.data.config import DataConfig
 from biorep.data.sources import Source, read_manifest, read_manifest_table
 from biorep.data.synthetic import CELL_CLASSES, KARYOTYPE_CLASSES, make_synthetic_cells, make_synthetic_karyotype
-from biorep.errors import ConfigError, DataError
+from biorep.errors import ConfigError, DataError, validation_message
 from biorep.registry import Registry
 
 
@@ -68,8 +68,7 @@ class BuiltinDataset:
         try:
             return self.options_model(**cfg.options)
         except ValidationError as exc:
-            msg = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-            raise ConfigError(f"data.options for {self.name!r}: {msg}") from None
+            raise ConfigError(f"data.options for {self.name!r}: {validation_message(exc)}") from None
 
     def path(self, root: Path | None) -> Path | None:
         """The data set's folder under ``root`` (``None`` for generated sets)."""

@@ -40,8 +40,6 @@ SCREENING_TASKS = ("treated_vs_control", "similarity", "replicate_map", "cluster
 GROUP_GUESSES = ("case", "karyogram", "plate", "patient", "well")
 #: Per-crop predictions table written by the classification evaluation (``EvalResult.save``).
 PREDICTIONS = "classification.csv"
-#: Per-crop table of the karyotype assembly (see :mod:`biorep.evaluate.karyotype_run`).
-ASSIGNMENTS = "assignments.csv"
 N_BOOT = 1000
 #: Below this many resampled groups the interval is called rough.
 MIN_GROUPS = 5
@@ -121,7 +119,12 @@ def predictions(run: RunRecord, problems: list[str] | None = None) -> pd.DataFra
 
 def assignments(run: RunRecord, problems: list[str] | None = None) -> pd.DataFrame | None:
     """The karyotype assembly's per-crop table, when ``biorep karyotype`` ran."""
-    return _read_csv(run.path / KARYOTYPE_DIR / ASSIGNMENTS, problems if problems is not None else [])
+    folder = run.path / KARYOTYPE_DIR
+    if not folder.is_dir():
+        return None
+    from biorep.evaluate.karyotype_run import ASSIGNMENTS  # its one definition (evaluate is left of report)
+
+    return _read_csv(folder / ASSIGNMENTS, problems if problems is not None else [])
 
 
 def group_column(run: RunRecord, table: pd.DataFrame) -> str | None:

@@ -14,6 +14,7 @@ from biorep.study.folds import (
 )
 from biorep.study.grid import SetupSpec, StudyConfig, expand_grid, load_study, setup_config, study_setups
 from biorep.study.runner import RESULTS_CSV, RESULTS_MD, STUDY, run_state, run_study
+from biorep.study.session import PreparedStudy, StudyResult, prepare_study, run_prepared
 from biorep.study.table import flatten, results_table, run_row
 
 __all__ = [
@@ -24,8 +25,10 @@ __all__ = [
     "RESULTS_MD",
     "STUDY",
     "FoldValue",
+    "PreparedStudy",
     "SetupSpec",
     "StudyConfig",
+    "StudyResult",
     "Task",
     "aggregate_folds",
     "compare_folds",
@@ -33,7 +36,9 @@ __all__ = [
     "flatten",
     "fold_values",
     "load_study",
+    "prepare_study",
     "results_table",
+    "run_prepared",
     "run_row",
     "run_state",
     "run_study",

@@ -203,9 +203,12 @@ def test_chromosome_configs_share_the_grid_and_differ_in_budget_and_augmentation
     from biorep.training import RunConfig
     from biorep.views.config import resolve_ops
 
+    from biorep.study import study_setups
+
     cpu = prepare_study(STUDIES / "chromosome-cpu.yaml")
     gpu = prepare_study(STUDIES / "chromosome-gpu.yaml")
-    assert [s.name for s in cpu.setups] == [s.name for s in gpu.setups] and len(cpu.setups) == 6
+    assert [s.name for s in cpu.setups] == [s.name for s in gpu.setups]
+    assert len(study_setups(cpu.study)) == 6 and len(cpu.setups) == 6 * max(1, len(cpu.study.folds))
     cfgs = {which: [RunConfig.model_validate(setup_config(p.base, s)) for s in p.setups]
             for which, p in (("cpu", cpu), ("gpu", gpu))}
     ops = {which: {o["op"]: o for o in resolve_ops(c[0].views.augment)} for which, c in cfgs.items()}

@@ -171,6 +171,44 @@ def test_error_handling_recognises_click_and_typer_exception_classes() -> None:
     assert not _is_click_error(ValueError("x"))
 
 
+def _exception_sources() -> list[object]:
+    mods = []
+    for name in ("click.exceptions", "typer._click.exceptions"):
+        try:
+            mods.append(__import__(name, fromlist=["UsageError"]))
+        except ImportError:
+            pass
+    return mods
+
+
+@pytest.mark.parametrize("mod", _exception_sources(), ids=lambda m: m.__name__)
+def test_main_handles_usage_errors_and_exits_of_either_click(mod: object, monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """The error path with the click package's classes and with typer's bundled copy (other versions)."""
+    import biorep.cli as cli
+
+    def raising(exc: BaseException):  # noqa: ANN202
+        def app(**_: object) -> None:
+            raise exc
+        return app
+
+    for exc, code, text in [
+        (mod.UsageError("No such option: --ou"), 2, "error: No such option: --ou"),
+        (mod.BadParameter("not a number", param_hint="'--k'"), 2, "error: Invalid value for '--k': not a number"),
+        (mod.Exit(0) if hasattr(mod, "Exit") else SystemExit(0), 0, ""),
+        (OSError(28, "No space left on device", "/full/disk/file"), 2,
+         "error: /full/disk/file: No space left on device"),
+    ]:
+        monkeypatch.setattr(cli, "_register_verbs", lambda: None)
+        monkeypatch.setattr(cli, "app", raising(exc))
+        with pytest.raises(SystemExit) as done:
+            cli.main(["train"])
+        err = capsys.readouterr().err
+        assert (done.value.code or 0) == code, (exc, err)
+        assert text in err and "Traceback" not in err
+        assert len([ln for ln in err.splitlines() if ln.strip()]) == (1 if text else 0)
+
+
 # --------------------------------------------------------------------------- option schemas
 
 

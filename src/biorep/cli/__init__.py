@@ -42,7 +42,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-_STATE = {"debug": False}
+_STATE: dict[str, bool] = {"debug": False, "registered": False}
 
 # One module per verb (or verb group); each defines ``register(app: typer.Typer) -> None``.
 VERB_MODULES = [
@@ -93,6 +93,9 @@ def _root(
 
 
 def _register_verbs() -> None:
+    if _STATE.get("registered"):  # main() may run many times in one process (tests)
+        return
+    _STATE["registered"] = True
     for name in VERB_MODULES:
         modname = f"biorep.cli.{name}"
         try:
@@ -161,8 +164,25 @@ def _given_value(exc: Any, args: list[str]) -> str | None:
     return None
 
 
+def _suggest_command(exc: Any, msg: str) -> str:
+    """Add "Did you mean" to "No such command" where this typer/click does not (older ones)."""
+    import difflib
+    import re
+
+    m = re.match(r"No such command '([^']*)'", msg)
+    ctx = getattr(exc, "ctx", None)
+    if m is None or "Did you mean" in msg or ctx is None:
+        return msg
+    try:
+        names = list(ctx.command.list_commands(ctx))
+    except Exception:  # pragma: no cover - a context without subcommands
+        return msg
+    close = difflib.get_close_matches(m.group(1), names, n=1)
+    return f"{msg.rstrip()} Did you mean '{close[0]}'?" if close else msg
+
+
 def _usage_message(exc: Any, args: list[str] | None = None) -> str:
-    msg = _one_line(exc.format_message())
+    msg = _suggest_command(exc, _one_line(exc.format_message()))
     given = _given_value(exc, args or [])
     if given is not None and repr(given) not in msg and f" {given} " not in f" {msg} ":
         msg += f" (given: {given!r})"

@@ -17,7 +17,6 @@ import platform
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from biorep.evaluate.run import evaluate_run

@@ -73,6 +73,7 @@ def demo_cmd(
     """Train SupCon on chromosomes, evaluate, assemble karyotypes and write the HTML report."""
     from biorep.evaluate.run import evaluate_run, karyotype_run
     from biorep.report import write_report
+    from biorep.report.karyogram import draw_karyograms
     from biorep.training import RunConfig, train
 
     start = time.perf_counter()
@@ -96,7 +97,7 @@ def demo_cmd(
         if acc is not None:
             _out.print(f"{key}: accuracy {acc:.4f}, macro F1 {summary.get('macro_f1', float('nan')):.4f}")
     _out.rule("3/4 assemble karyotypes")
-    kar = karyotype_run(run_dir, max_images=6)
+    kar = karyotype_run(run_dir, max_images=6, figures=draw_karyograms)
     before, after = kar.get("accuracy_argmax"), kar.get("accuracy_assigned")
     if before is not None and after is not None:
         _out.print(f"per-crop accuracy: {before:.4f} (argmax) → {after:.4f} (karyotype-constrained)")

@@ -26,12 +26,19 @@ from biorep.evaluate.context import EvalResult, run_evaluation, to_jsonable
 from biorep.evaluate.evaluator import Evaluator
 from biorep.evaluate.karyotype import chromosome_columns
 from biorep.evaluate.rundata import data_config_for, has_classifier, merge_evaluation
-from biorep.rundir import EVALUATION_DIR, KARYOTYPE_DIR, SUMMARY, atomic_write, write_json
+from biorep.rundir import (
+    EVALUATION_DIR,
+    KARYOTYPE_ASSIGNMENTS,
+    KARYOTYPE_DIR,
+    KARYOTYPE_SUMMARY,
+    atomic_write,
+    write_json,
+)
 
 __all__ = ["ASSIGNMENTS", "KaryotypeAssembly", "Figures", "assemble_run", "karyotype_run", "review_list"]
 
 #: The per-crop table in ``RUN/karyotype/``.
-ASSIGNMENTS = "assignments.csv"
+ASSIGNMENTS = KARYOTYPE_ASSIGNMENTS
 #: Crops listed per karyogram for review at most (changed first, then by confidence).
 MAX_REVIEW = 46
 
@@ -192,7 +199,7 @@ def karyotype_run(
     if figures is not None:
         asm.summary["images"] = list(figures(asm.crops, out_dir, max_images))
     atomic_write(out_dir / ASSIGNMENTS, lambda p: asm.crops.to_csv(p, index=False))
-    write_json(out_dir / SUMMARY, asm.summary)
+    write_json(out_dir / KARYOTYPE_SUMMARY, asm.summary)
     asm.result.save(asm.run_dir / EVALUATION_DIR, stem=asm.key)
     merge_evaluation(asm.run_dir, {asm.key: asm.record})
     return asm.summary

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from biorep.report.rundir import RunRecord, is_number
-from biorep.rundir import EVALUATION_DIR, KARYOTYPE_DIR
+from biorep.rundir import KARYOTYPE_DIR, RunPaths
 
 __all__ = [
     "Headline",
@@ -39,7 +39,7 @@ SCREENING_TASKS = ("treated_vs_control", "similarity", "replicate_map", "cluster
 #: Columns tried (in order) as the unit a bootstrap resamples when the config names no group.
 GROUP_GUESSES = ("case", "karyogram", "plate", "patient", "well")
 #: Per-crop predictions table written by the classification evaluation (``EvalResult.save``).
-PREDICTIONS = "classification.csv"
+PREDICTIONS = "classification"  # the evaluation whose per-sample table (evaluation/<name>.csv) is read
 N_BOOT = 1000
 #: Below this many resampled groups the interval is called rough.
 MIN_GROUPS = 5
@@ -111,7 +111,7 @@ def _read_csv(path: Any, problems: list[str]) -> pd.DataFrame | None:
 
 def predictions(run: RunRecord, problems: list[str] | None = None) -> pd.DataFrame | None:
     """Per-crop predictions of the run's test split (``true``, ``predicted``, ``confidence``, …)."""
-    table = _read_csv(run.path / EVALUATION_DIR / PREDICTIONS, problems if problems is not None else [])
+    table = _read_csv(RunPaths(run.path).evaluation_result(PREDICTIONS, ".csv"), problems if problems is not None else [])
     if table is None or not {"true", "predicted", "confidence"} <= set(table.columns):
         return None
     return table[table["true"].notna()].reset_index(drop=True)

@@ -29,13 +29,13 @@ from biorep.errors import RunDirError
 from biorep.report.crops import crop_png, data_uri, load_crop
 from biorep.report.karyogram import KARYOGRAM_ROWS, canonical_class
 from biorep.report.templating import render
-from biorep.rundir import atomic_write_text
+from biorep.rundir import CORRECTIONS, REVIEW, atomic_write_text
 
 __all__ = ["REVIEW_FILE", "EXPORT_FILE", "render_review", "review_data", "write_review"]
 
 #: Default name of the review page in the run directory, and of the CSV it exports.
-REVIEW_FILE = "review.html"
-EXPORT_FILE = "corrections.csv"
+REVIEW_FILE = REVIEW
+EXPORT_FILE = CORRECTIONS
 #: Copies per class in a normal cell (X counts up to 2, Y up to 1): slots over it are shown in red.
 EXPECTED = {**{str(i): 2 for i in range(1, 23)}, "X": 2, "Y": 1}
 #: Median crop height on the page (CSS px): crops share one scale so sizes stay comparable.

@@ -25,6 +25,9 @@ KARYOTYPE_SUMMARY = "summary.json"
 KARYOTYPE_ASSIGNMENTS = "assignments.csv"
 FIGURES_DIR = "figures"
 REPORT = "report.html"
+REVIEW = "review.html"
+#: what the review page exports: a manifest of corrected labels that ``biorep train`` accepts
+CORRECTIONS = "corrections.csv"
 
 
 @dataclass(frozen=True)

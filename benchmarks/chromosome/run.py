@@ -453,6 +453,8 @@ class Paired:
     assembled_ci: tuple[float, float]
     seeds: int
     time_ratio: float
+    vs: str = CE
+    basis: str = "equal epochs"
 
     @property
     def answer(self) -> str:
@@ -481,8 +483,15 @@ def paired(ce: SetupNumbers, other: SetupNumbers, *, n_boot: int = N_BOOT) -> Pa
                   seeds=min(len(ce.runs), len(other.runs)), time_ratio=other.train_minutes / ce.train_minutes)
 
 
+def is_ce(method: str) -> bool:
+    """``ce`` and its other budgets (``ce_time``: CE given about a SupCon reading's training time)."""
+    return method == CE or method.startswith(CE + "_")
+
+
 def comparisons(setups: Sequence[SetupNumbers], *, n_boot: int = N_BOOT) -> list[Paired]:
-    """Every SupCon reading against its backbone's CE setup."""
+    """Every SupCon reading against its backbone's CE setup at equal epochs and — when the study has a
+    CE setup with another budget (``ce_time``) — against the CE setup whose training time is closest
+    to the reading's (equal CPU time)."""
     by_model: dict[str, dict[str, SetupNumbers]] = {}
     for s in setups:
         by_model.setdefault(s.model, {})[s.method] = s
@@ -490,10 +499,18 @@ def comparisons(setups: Sequence[SetupNumbers], *, n_boot: int = N_BOOT) -> list
     for model, methods in by_model.items():
         if CE not in methods:
             raise BenchmarkError(f"backbone {model}: no cross-entropy ({CE!r}) run to compare with")
-        others = [m for m in methods if m != CE]
+        others = [m for m in methods if not is_ce(m)]
         if not others:
             raise BenchmarkError(f"backbone {model}: no SupCon run to compare with {CE!r}")
         out += [paired(methods[CE], methods[m], n_boot=n_boot) for m in others]
+        ces = [v for m, v in methods.items() if is_ce(m)]
+        if len(ces) > 1:
+            for m in others:
+                o = methods[m]
+                near = min(ces, key=lambda c: abs(c.train_minutes - o.train_minutes))
+                p = paired(near, o, n_boot=n_boot)
+                p.vs, p.basis = near.method, "equal CPU time"
+                out.append(p)
     return out
 
 
@@ -516,8 +533,9 @@ def verdict(setups: Sequence[SetupNumbers], reference: dict[str, Any] | None,
     lines: list[str] = []
     pairs = list(pairs) if pairs is not None else comparisons(setups)
     by_model: dict[str, list[Paired]] = {}
+    timed: dict[str, list[Paired]] = {}
     for p in pairs:
-        by_model.setdefault(p.model, []).append(p)
+        (by_model if p.basis == "equal epochs" else timed).setdefault(p.model, []).append(p)
     beats_all = []
     for model, ps in by_model.items():
         best = max(ps, key=lambda p: p.difference)
@@ -528,6 +546,10 @@ def verdict(setups: Sequence[SetupNumbers], reference: dict[str, Any] | None,
                  f"training time)" for p in ps]
         lines.append(f"- **SupCon vs CE, {model}, equal epochs, {best.seeds} seed(s) paired over the held-out "
                      f"cases: {'yes' if win else 'no'}** — " + "; ".join(parts) + f". Best SupCon reading: {best.method}.")
+        if model in timed:
+            lines.append(f"- **SupCon vs CE, {model}, equal CPU time:** " + "; ".join(
+                f"{p.method} vs {p.vs} (×{p.time_ratio:.2f} its training time) {100 * p.difference:+.2f} points "
+                f"{points(p.ci)}, {p.answer}" for p in timed[model]) + ".")
     lines.insert(0, f"- **SupCon beats CE (CI above 0) for every backbone family: "
                     f"{'yes' if all(beats_all) else 'no'}** ({sum(beats_all)} of {len(beats_all)}).")
     top = max(setups, key=lambda s: s.accuracy)
@@ -599,7 +621,8 @@ def results_json(setups: Sequence[SetupNumbers], pairs: Sequence[Paired], refere
             "n_test_crops": int(len(s.ids)), "n_test_cases": int(len(set(s.groups.tolist()))),
         }
     for p in pairs:
-        out["comparisons"].append({"model": p.model, "method": p.method, "vs": CE, "difference": p.difference,
+        out["comparisons"].append({"model": p.model, "method": p.method, "vs": p.vs, "basis": p.basis,
+                                   "difference": p.difference,
                                    "ci_low": p.ci[0], "ci_high": p.ci[1],
                                    "assembled_difference": p.assembled_difference,
                                    "assembled_ci_low": p.assembled_ci[0], "assembled_ci_high": p.assembled_ci[1],
@@ -747,15 +770,15 @@ def render_results(
             f"{reference['epochs']} epochs at {reference['size']} px with random flips, AdamW + one-cycle, "
             "batch 128, and reports test accuracy only (one seed).")
     lines += ["", "## SupCon − CE, paired (same cases resampled for both, seeds averaged)", "",
-              "| backbone | reading | seeds | Δ test acc [95 % CI] | Δ after assembly [95 % CI] | answer "
-              "| training time vs CE |", "|---|---|---:|---:|---:|---|---:|"]
+              "| backbone | reading | vs | basis | seeds | Δ test acc [95 % CI] | Δ after assembly [95 % CI] "
+              "| answer | training time vs it |", "|---|---|---|---|---:|---:|---:|---|---:|"]
     for p in pairs:
-        lines.append(f"| {p.model} | {p.method} | {p.seeds} | {100 * p.difference:+.2f} {points(p.ci)} "
-                     f"| {100 * p.assembled_difference:+.2f} {points(p.assembled_ci)} | {p.answer} "
+        lines.append(f"| {p.model} | {p.method} | {p.vs} | {p.basis} | {p.seeds} | {100 * p.difference:+.2f} "
+                     f"{points(p.ci)} | {100 * p.assembled_difference:+.2f} {points(p.assembled_ci)} | {p.answer} "
                      f"| ×{p.time_ratio:.2f} |")
-    lines += ["", "Equal epochs: every setup has the same epoch budget, batch size and schedule. Equal CPU "
-              "time is not a separate run here: the last column says how much more (or less) training time "
-              "each reading took than CE.", ""]
+    lines += ["", "Equal epochs: the same epoch budget, batch size and schedule as `ce`. Equal CPU time: against "
+              "the CE setup (`ce` or `ce_time`, CE given more epochs) whose mean training time is closest to "
+              "the reading's; the last column is the reading's training time over that setup's.", ""]
     # per run
     lines += ["## Every run", "",
               "| run | seed | epochs | val acc | test acc | after assembly | flagged karyograms | train time "

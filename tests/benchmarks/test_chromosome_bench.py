@@ -40,11 +40,15 @@ def study() -> StudyConfig:
                 {"label": "supcon_two_stage", "name": "supcon", "mode": "two_stage", "pretrain_epochs": 4},
             ],
         },
+        # CE given more epochs: about the two-stage reading's training time (the equal-CPU-time comparison)
+        extra=[{"label": "resnet18-ce_time", "model": {"label": "resnet18", "backbone": "resnet18"},
+                "method": {"label": "ce_time", "name": "supervised"}, "train.epochs": 9}],
         folds=[{"label": "s0", "train.seed": 0}, {"label": "s1", "train.seed": 1}],
     )
 
 
-ACC = {"resnet18-ce": 0.80, "resnet18-supcon_two_stage": 0.93, "vit_tiny-ce": 0.80, "vit_tiny-supcon_two_stage": 0.75}
+ACC = {"resnet18-ce": 0.80, "resnet18-supcon_two_stage": 0.93, "vit_tiny-ce": 0.80, "vit_tiny-supcon_two_stage": 0.75,
+       "resnet18-ce_time": 0.85}
 N_CROPS, N_CASES = 100, 20  # crop i belongs to case i % 20: five crops per case
 
 
@@ -58,7 +62,8 @@ def fake_run(root: Path, name: str, acc: float, *, drop: str | None = None, seed
     (run / "summary.json").write_text(json.dumps({
         "method": "supcon" if two else "supervised", "backbone": backbone, "dataset": "chromosome-pki3",
         "n_train": 100, "n_val": 20, "n_test": N_CROPS, "n_classes": 24, "epochs": 6, "max_epochs": 6,
-        "wall_time_s": 900.0 if two else 600.0, "images_per_s": 120.0, "peak_rss_mb": 1500.0,
+        "wall_time_s": 900.0 if two else 880.0 if "ce_time" in name else 600.0, "images_per_s": 120.0,
+        "peak_rss_mb": 1500.0,
         "peak_tracemalloc_mb": 140.0, "peak_gpu_mb": None, "total_time_s": 610.0,
         "best_metric": {"name": "val/acc", "value": acc - 0.01 * (seed + 1)}}))
     n_wrong = round((1 - acc) * N_CROPS)
@@ -118,7 +123,9 @@ def test_results_from_fake_runs(bench, tmp_path: Path) -> None:
     assert ce.assembled == pytest.approx(0.82) and ce.train_minutes == pytest.approx(10.0)
     assert ce.ci == (pytest.approx(0.80), pytest.approx(0.80))  # one wrong crop in every case: no spread
     pairs = bench.comparisons(setups, n_boot=400)
-    res, vit = pairs
+    res, res_time, vit = pairs
+    assert (res.vs, res.basis, res_time.vs, res_time.basis) == ("ce", "equal epochs", "ce_time", "equal CPU time")
+    assert res_time.difference == pytest.approx(0.08) and res_time.time_ratio == pytest.approx(900 / 880)
     assert res.difference == pytest.approx(0.13) and res.ci[0] > 0 and res.answer == "SupCon better"
     assert vit.difference == pytest.approx(-0.05) and vit.ci[1] < 0 and vit.answer == "CE better"
     assert res.time_ratio == pytest.approx(1.5) and res.seeds == 2
@@ -128,6 +135,8 @@ def test_results_from_fake_runs(bench, tmp_path: Path) -> None:
     assert "supcon_two_stage +13.00 points" in text and "SupCon better" in text
     assert "SupCon vs CE, vit_tiny, equal epochs, 2 seed(s) paired over the held-out cases: no" in text
     assert "-5.00 points" in text and "CE better" in text
+    assert "SupCon vs CE, resnet18, equal CPU time:** supcon_two_stage vs ce_time (×1.02 its training time) +8.00" in text
+    assert "vit_tiny, equal CPU time" not in text  # no CE with another budget for that backbone
     assert "Best per-crop accuracy ≥ 97 %: no** — 93.00 %" in text
     assert "karyotype assembly ≥ 98.5 %: no** — 95.00 %" in text
     assert "6.00 → 2.00" in text  # ECE before → after (percent)
@@ -144,7 +153,8 @@ def test_results_from_fake_runs(bench, tmp_path: Path) -> None:
     # val acc: mean of 0.92 and 0.91; acc @ 90 % most confident from the calibration table
     assert "| resnet18-supcon_two_stage | resnet18 | supcon_two_stage | 2 | 91.5 % | **93.00 %**" in md
     assert "| 6.00 → 2.00 % | 1.50 | 98.00 % | 98.00 % | 98.00 % | 15.0 min |" in md
-    assert "| resnet18 | supcon_two_stage | 2 | +13.00 [" in md
+    assert "| resnet18 | supcon_two_stage | ce | equal epochs | 2 | +13.00 [" in md
+    assert "| resnet18 | supcon_two_stage | ce_time | equal CPU time | 2 | +8.00 [" in md
     assert "| resnet18-ce@s1 | s1 | 6/6 | 78.0 % | 80.00 % | 82.00 % |" in md  # val acc 0.80 − 0.02
     assert "| reference loop | resnet18 |" in md and "**91.00 %**" in md
     assert "4 SupCon epochs" in md and "2 classifier epochs on the frozen encoder" in md
@@ -158,6 +168,7 @@ def test_results_from_fake_runs(bench, tmp_path: Path) -> None:
     assert one["train_minutes"] == pytest.approx(15.0) and one["n_test_cases"] == N_CASES
     assert one["ece_after"] == pytest.approx(0.02) and one["coverage_accuracy"]["0.9"] == pytest.approx(0.98)
     assert out["comparisons"][0]["answer"] == "SupCon better"
+    assert out["comparisons"][1]["basis"] == "equal CPU time" and out["comparisons"][1]["vs"] == "ce_time"
     json.dumps(out)  # machine-readable as it is
 
 
@@ -176,7 +187,7 @@ def test_missing_numbers_fail_loudly(bench, tmp_path: Path) -> None:
         bench.collect(tmp_path, runs)
     msg = str(err.value)
     assert "resnet18-ce@s0/evaluation.json: no value for 'karyotype.summary'" in msg
-    assert "vit_tiny-supcon_two_stage@s1/summary.json: missing" in msg
+    assert "resnet18-ce_time@s1/summary.json: missing" in msg
 
 
 def test_set_reaches_grid_values_that_have_the_key(bench) -> None:

@@ -208,12 +208,18 @@ def test_chromosome_configs_share_the_grid_and_differ_in_budget_and_augmentation
     cpu = prepare_study(STUDIES / "chromosome-cpu.yaml")
     gpu = prepare_study(STUDIES / "chromosome-gpu.yaml")
     assert [s.name for s in cpu.setups] == [s.name for s in gpu.setups]
-    assert len(study_setups(cpu.study)) == 6 and len(cpu.setups) == 6 * max(1, len(cpu.study.folds))
+    # 6 grid setups + CE given more epochs per backbone (ce_time: the equal-CPU-time comparison)
+    assert len(study_setups(cpu.study)) == 8 and len(cpu.setups) == 8 * max(1, len(cpu.study.folds))
     cfgs = {which: [RunConfig.model_validate(setup_config(p.base, s)) for s in p.setups]
             for which, p in (("cpu", cpu), ("gpu", gpu))}
     ops = {which: {o["op"]: o for o in resolve_ops(c[0].views.augment)} for which, c in cfgs.items()}
     assert ops["gpu"]["rotate"]["degrees"] == 90.0 and ops["gpu"]["vflip"]["p"] == 0.5  # the study's recipe
     assert ops["cpu"]["rotate"]["degrees"] == 15.0 and ops["cpu"]["vflip"]["p"] == 0.0  # sized for 6 epochs
-    for which, c in cfgs.items():  # identical augmentation, split and schedule across the setups
+    same_budget = {which: [x for x, s in zip(c, p.setups) if "ce_time" not in s.name]
+                   for (which, c), p in zip(cfgs.items(), (cpu, gpu))}
+    for which, c in same_budget.items():  # identical augmentation, split and schedule across the setups
         assert len({(str(x.views.augment), x.data.split.seed, x.train.epochs, x.train.lr) for x in c}) == 1
     assert cfgs["cpu"][0].train.epochs == 6 and cfgs["gpu"][0].train.epochs == 100
+    longer = {which: {x.train.epochs for x, s in zip(c, p.setups) if "ce_time" in s.name}
+              for (which, c), p in zip(cfgs.items(), (cpu, gpu))}
+    assert longer == {"cpu": {8}, "gpu": {136}}

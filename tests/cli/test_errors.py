@@ -425,3 +425,54 @@ def test_predict_on_another_pixel_type_warns_and_strict_refuses(karyotype_run: P
 
     proc = biorep("predict", karyotype_run, src, "--out", tmp_path / "r.csv", "--strict", env=env)
     assert proc.returncode == 0 and "pixel type" not in proc.stderr, proc.stderr
+
+
+def test_predict_on_images_of_another_size_warns(karyotype_copy: Path, tmp_path: Path, cli_cache: Path) -> None:
+    """With the training images' statistics in data.json (``images``: data.checks.image_stats)."""
+    from biorep.data import resolve_source
+    from biorep.data.checks import image_stats
+    from biorep.rundir import DATA, read_json, write_json
+    from biorep.training import load_run
+
+    run = load_run(karyotype_copy)
+    record = read_json(karyotype_copy / DATA)
+    write_json(karyotype_copy / DATA, {**record, "images": image_stats(run.dataset())})
+    src = resolve_source(run.config.data).files[int(run.splits.test[0])]
+    img = Image.open(src)
+    big = tmp_path / "big.png"
+    img.resize((img.width * 4, img.height * 4)).save(big)
+    env = {"BIOREP_CACHE": str(cli_cache)}
+    proc = biorep("predict", karyotype_copy, big, "--out", tmp_path / "p.csv", env=env)
+    assert proc.returncode == 0, proc.stderr
+    err = " ".join(proc.stderr.split())
+    assert "size: the images' median height" in err and "pixel type" not in err
+    one_line_error(biorep("predict", karyotype_copy, big, "--out", tmp_path / "q.csv", "--strict", env=env),
+                   "--strict", "median height")
+    proc = biorep("predict", karyotype_copy, src, "--out", tmp_path / "r.csv", "--strict", env=env)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_read_only_run_and_output_folders_for_evaluate_and_predict(karyotype_copy: Path, tmp_path: Path,
+                                                                   cli_cache: Path) -> None:
+    from biorep.data import resolve_source
+    from biorep.training import load_run
+
+    run = load_run(karyotype_copy)
+    src = resolve_source(run.config.data).files[int(run.splits.test[0])]
+    before = sorted(p.relative_to(karyotype_copy) for p in karyotype_copy.rglob("*"))
+    for d in [karyotype_copy, *[p for p in karyotype_copy.rglob("*") if p.is_dir()]]:
+        os.chmod(d, 0o555)
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    os.chmod(locked, 0o555)
+    env = {"BIOREP_CACHE": str(cli_cache)}
+    try:
+        proc = biorep("evaluate", karyotype_copy, "--only", "knn", "--no-progress", env=env, **_unprivileged())
+        one_line_error(proc, str(karyotype_copy), "ermission denied")
+        proc = biorep("predict", karyotype_copy, src, "--out", locked / "p.csv", env=env, **_unprivileged())
+        one_line_error(proc, str(locked / "p.csv"), "ermission denied")
+    finally:
+        for d in [karyotype_copy, *[p for p in karyotype_copy.rglob("*") if p.is_dir()]]:
+            os.chmod(d, 0o755)
+    assert sorted(p.relative_to(karyotype_copy) for p in karyotype_copy.rglob("*")) == before
+    assert list(locked.iterdir()) == []

@@ -25,8 +25,9 @@ from biorep.errors import DataError
 
 __all__ = ["SIZE_RATIO", "check_classes", "compare_images", "image_stats"]
 
-#: New images whose median height or width differs from the training images' by more than this
-#: factor (either way) are reported: a canvas keeps physical scale, so they would look unlike training.
+#: New images whose median height or width lies beyond the training images' 5–95 % range by more
+#: than this factor (either way) are reported: a canvas keeps physical scale, so they would look
+#: unlike the training images.
 SIZE_RATIO = 1.5
 
 
@@ -127,12 +128,14 @@ def compare_images(
             problems.append(f"channels: {sum(other_c.values())} of {len(channels)} image(s) do not have "
                             f"{want_channels} channel(s) like the training images ({kinds})")
     for name, values in (("height", heights), ("width", widths)):
-        ref = (stats.get(f"orig_{name}") or {}).get("median")
+        q = stats.get(f"orig_{name}") or {}
+        ref = q.get("median")
         if not ref or not len(values):
             continue
         med = float(np.median(values))
         ratio = med / float(ref)
-        if ratio > SIZE_RATIO or ratio < 1 / SIZE_RATIO:
+        low, high = float(q.get("p05", ref)) / SIZE_RATIO, float(q.get("p95", ref)) * SIZE_RATIO
+        if med > high or med < low:
             problems.append(
                 f"size: the images' median {name} is {med:g} px, {ratio:.2g}× the training images' {ref:g} px "
                 f"(their 5–95 % range: {stats[f'orig_{name}'].get('p05', ref):g}–"

@@ -235,3 +235,16 @@ def test_truncated_checkpoint_through_the_cli(finished: Path, tmp_path: Path) ->
 def test_bad_backbone_is_a_config_error() -> None:
     with pytest.raises(ConfigError):
         train(load_config(SMOKE, ["model.backbone=resnet_eighteen"]), Path("/nonexistent/never-written"))
+
+
+@pytest.mark.parametrize("method", ["byol", "autoencoder"])
+def test_bf16_training_with_multi_crop_views(tmp_path: Path, method: str) -> None:
+    """Views run in float32 outside autocast, so bf16 training works with every crop strategy."""
+    cfg = load_config(SMOKE, [
+        "train.precision=bf16-mixed", "views.crops=multi", "views.augment=random", f"method.name={method}",
+        "data.dataset=synthetic-cells", "data.options={}",
+    ])
+    run = train(cfg, tmp_path / "run")
+    s = read_summary(run)
+    assert s.precision == "bf16-mixed"
+    assert all(torch.isfinite(torch.tensor(v)) for v in s.final_metrics.values())

@@ -210,8 +210,10 @@ class BaseMethod(L.LightningModule):
         self.to(memory_format=torch.channels_last)
 
     def make_views(self, x: Tensor, n_views: int) -> list[Tensor]:
-        """Apply the view generator; a single tensor is wrapped into a list."""
-        out = self.views(x, n_views)
+        """Apply the view generator (in float32, outside any autocast: augmentations are data
+        preparation, and their in-place writes need one dtype); a single tensor is wrapped into a list."""
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            out = self.views(x.float(), n_views)
         views = list(out) if isinstance(out, (list, tuple)) else [out]
         return [v.contiguous(memory_format=self.memory_format) for v in views]
 

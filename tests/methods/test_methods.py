@@ -160,3 +160,19 @@ def test_study_early_stop_rule(losses: list[float], stop_at: int | None, reason:
     assert stopped == stop_at
     if reason:
         assert reason in cb.reason
+
+
+def test_reconstruction_bce_from_logits_matches_bce_on_the_sigmoid() -> None:
+    import torch
+
+    from biorep.methods.autoencoder import reconstruction_bce, reconstruction_loss
+    from biorep.models import SimpleCNN, SimpleDecoder
+
+    torch.manual_seed(0)
+    enc, dec = SimpleCNN(1, 16), SimpleDecoder(1, 16)
+    x = torch.rand(4, 1, 16, 16)
+    h = enc(x)
+    torch.testing.assert_close(reconstruction_bce(dec, h, x), reconstruction_loss(dec, dec(h), x))
+    plain = torch.nn.Sequential(torch.nn.Unflatten(1, (8, 4, 4)), torch.nn.Upsample(scale_factor=4),
+                                torch.nn.Conv2d(8, 1, 1), torch.nn.Sigmoid())  # no forward_logits
+    torch.testing.assert_close(reconstruction_bce(plain, h, x), reconstruction_loss(plain, plain(h), x))

@@ -62,3 +62,47 @@ def test_simple_cnn_learns() -> None:
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < losses[0]
+
+
+def test_upsample2_conv3x3_is_upsample_then_conv() -> None:
+    from biorep.models.simple_cnn import upsample2_conv3x3
+
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 5, 7, dtype=torch.float64)
+    w = torch.randn(4, 3, 3, 3, dtype=torch.float64)
+    b = torch.randn(4, dtype=torch.float64)
+    want = torch.nn.functional.conv2d(torch.nn.functional.interpolate(x, scale_factor=2), w, b, padding=1)
+    for fmt in (torch.contiguous_format, torch.channels_last):
+        got = upsample2_conv3x3(x.contiguous(memory_format=fmt), w, b)
+        assert got.shape == want.shape
+        torch.testing.assert_close(got, want)
+
+
+def test_fast_decoder_is_the_study_decoder_values_and_gradients() -> None:
+    """``forward`` (conv2d form, phase-decomposed upsampling) == the modules run as the study wrote them."""
+    torch.manual_seed(0)
+    for size, c in ((64, 1), (30, 2), (32, 3)):
+        enc, dec = SimpleCNN(c, size).double(), SimpleDecoder(c, size).double()
+        for fmt in (torch.contiguous_format, torch.channels_last):
+            dec = dec.to(memory_format=fmt)
+            z = enc.forward_features(torch.rand(3, c, size, size, dtype=torch.float64)).contiguous(
+                memory_format=fmt
+            )
+            z.requires_grad_(True)
+            fast, ref = dec(z), dec.reference_forward(z)
+            torch.testing.assert_close(fast, ref)
+            gf = torch.autograd.grad(fast.square().sum(), [z, *dec.parameters()])
+            gr = torch.autograd.grad(ref.square().sum(), [z, *dec.parameters()])
+            for a, b in zip(gf, gr):
+                torch.testing.assert_close(a, b)
+            torch.testing.assert_close(torch.sigmoid(dec.forward_logits(z)), fast)
+
+
+def test_fast_decoder_under_bf16_autocast_is_close() -> None:
+    torch.manual_seed(0)
+    enc, dec = SimpleCNN(1, 32), SimpleDecoder(1, 32)
+    z = enc(torch.rand(4, 1, 32, 32))
+    ref = dec.reference_forward(z)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        fast = dec(z)
+    assert (fast.float() - ref).abs().max() < 2e-2

@@ -19,10 +19,27 @@ def build_decoder_for(method: BaseMethod) -> nn.Module:
 
 
 def reconstruction_loss(decoder: nn.Module, recon: Tensor, x: Tensor) -> Tensor:
-    """BCE between the reconstruction and the [0, 1] input, in float32 (safe under autocast)."""
+    """BCE between the reconstruction (in [0, 1]) and the [0, 1] input, in float32 (safe under autocast)."""
     with torch.autocast(device_type=x.device.type, enabled=False):
         recon, x = recon.float(), x.float().clamp(0, 1)
         return F.binary_cross_entropy(recon.clamp(1e-6, 1 - 1e-6), x)
+
+
+def reconstruction_bce(decoder: nn.Module, h: Tensor, x: Tensor) -> Tensor:
+    """BCE of ``decoder(h)`` against the [0, 1] input ``x``, in float32.
+
+    A decoder with ``forward_logits`` (both of biorep's) is scored with the fused
+    ``binary_cross_entropy_with_logits`` on its pre-sigmoid output: the same loss as BCE on the
+    sigmoid, without the sigmoid's saturation (where :func:`reconstruction_loss` clamps the
+    probabilities to [1e-6, 1 − 1e-6], the logits form stays exact) and one pass over the
+    ``B×C×H×W`` reconstruction instead of four. Other decoders go through :func:`reconstruction_loss`.
+    """
+    logits_fn = getattr(decoder, "forward_logits", None)
+    if logits_fn is None:
+        return reconstruction_loss(decoder, decoder(h), x)
+    logits = logits_fn(h)
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        return F.binary_cross_entropy_with_logits(logits.float(), x.float().clamp(0, 1))
 
 
 class AutoencoderParams(MethodParams):
@@ -45,4 +62,4 @@ class Autoencoder(BaseMethod):
 
     def compute_loss(self, views: list[Tensor], y: Tensor, idx: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         (x,) = concat_crops(views)
-        return reconstruction_loss(self.decoder, self.decoder(self.backbone(x)), x), {}
+        return reconstruction_bce(self.decoder, self.backbone(x), x), {}

@@ -10,7 +10,7 @@ from pydantic import Field
 from torch import Tensor
 
 from biorep.losses import FocalCrossEntropy
-from biorep.methods.autoencoder import build_decoder_for, reconstruction_loss
+from biorep.methods.autoencoder import build_decoder_for, reconstruction_bce
 from biorep.methods.base import METHODS, BaseMethod, concat_crops, mlp
 from biorep.methods.targets import ColumnTargetParams, column_targets
 
@@ -55,7 +55,7 @@ class Regularized(BaseMethod):
     def compute_loss(self, views: list[Tensor], y: Tensor, idx: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         x, y = concat_crops(views, y)
         h = self.backbone(x)
-        rec = reconstruction_loss(self.decoder, self.decoder(h), x)
+        rec = reconstruction_bce(self.decoder, h, x)
         ce = self.criterion(self.classifier(h.detach() if self.params.detach_classifier else h), y)
         return rec + self.params.cls_weight * ce, {
             "reconstruction": rec.detach(),

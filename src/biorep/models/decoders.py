@@ -40,14 +40,18 @@ class UpsamplingDecoder(nn.Module):
         blocks.append(nn.Conv2d(ch, out_chans, 3, padding=1))
         self.blocks = nn.Sequential(*blocks)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward_logits(self, z: torch.Tensor) -> torch.Tensor:
+        """The reconstruction before the sigmoid (for a fused, stable BCE)."""
         x = F.relu(self.fc(z)).view(z.shape[0], self.width, self.base, self.base)
         out = self.blocks(x)
         if out.shape[-1] != self.img_size or out.shape[-2] != self.img_size:
             out = F.interpolate(
                 out, size=(self.img_size, self.img_size), mode="bilinear", align_corners=False
             )
-        return torch.sigmoid(out)
+        return out
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.forward_logits(z))
 
 
 def build_decoder(backbone: nn.Module, in_chans: int, img_size: int) -> nn.Module:

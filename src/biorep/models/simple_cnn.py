@@ -56,12 +56,79 @@ class SimpleCNN(nn.Module):
         return SimpleDecoder(out_chans or self.in_chans, self.img_size)
 
 
+def _conv_weight(weight_t: torch.Tensor) -> torch.Tensor:
+    """A stride-1 ``ConvTranspose2d`` weight ``[Cin, Cout, k, k]`` as the equivalent ``conv2d`` weight."""
+    return weight_t.transpose(0, 1).flip(2, 3)
+
+
+def _two_taps(k: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A 3-tap kernel along ``dim`` seen through ×2 nearest upsampling: the 2-tap kernels of the even
+    and the odd output phase (``[k0, k1 + k2]`` over input offsets −1, 0 and ``[k0 + k1, k2]`` over 0, +1)."""
+    k0, k1, k2 = k.unbind(dim)
+    return torch.stack([k0, k1 + k2], dim), torch.stack([k0 + k1, k2], dim)
+
+
+class _InterleavePhases(torch.autograd.Function):
+    """``[B, 4·C, H+1, W+1]`` phase maps (channel ``(2a + b)·C + c``) → ``[B, C, 2H, 2W]`` with
+    ``y[2i+a, 2j+b] = phase_ab[i+a, j+b]``: four strided copies in NHWC memory, and four back in the
+    backward (autograd's own slicing would zero-fill a full-size gradient per phase)."""
+
+    @staticmethod
+    def forward(ctx: object, out: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        b, c4, h1, w1 = out.shape
+        c, h, w = c4 // 4, h1 - 1, w1 - 1
+        o = out.permute(0, 2, 3, 1).contiguous().view(b, h1, w1, 2, 2, c)
+        y = torch.empty((b, c, 2 * h, 2 * w), dtype=out.dtype, device=out.device,
+                        memory_format=torch.channels_last)
+        y6 = y.permute(0, 2, 3, 1).view(b, h, 2, w, 2, c)
+        for ra in (0, 1):
+            for cb in (0, 1):
+                y6[:, :, ra, :, cb] = o[:, ra : ra + h, cb : cb + w, ra, cb]
+        return y
+
+    @staticmethod
+    def backward(ctx: object, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        b, c, h2, w2 = grad.shape
+        h, w = h2 // 2, w2 // 2
+        g = grad.permute(0, 2, 3, 1).contiguous().view(b, h, 2, w, 2, c)
+        go = grad.new_zeros((b, h + 1, w + 1, 2, 2, c))
+        for ra in (0, 1):
+            for cb in (0, 1):
+                go[:, ra : ra + h, cb : cb + w, ra, cb] = g[:, :, ra, :, cb]
+        return go.view(b, h + 1, w + 1, 4 * c).permute(0, 3, 1, 2)
+
+
+def upsample2_conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``conv2d(upsample_nearest(x, 2), weight, bias, padding=1)`` for a 3×3 ``weight`` — exactly, at
+    the low resolution.
+
+    Every output pixel of a 3×3 convolution over a ×2 nearest-upsampled map reads only a 2×2
+    neighbourhood of the small map, with one of four summed kernels (one per output phase). So the
+    four phases are one ``conv2d`` with ``4·Cout`` 2×2 kernels at the input resolution (padding 1,
+    output ``(H+1)×(W+1)``), interleaved into the ``2H×2W`` result (output row ``2i`` is the even
+    phase at ``i``, row ``2i+1`` the odd phase at ``i+1``): 0.44× the multiply-adds of the
+    upsample-then-convolve form, and no 4× larger upsampled input. Zero padding of the big map is zero
+    padding of the small one, so borders are exact too.
+    """
+    rows = _two_taps(weight, 2)  # even / odd output rows
+    kernels = torch.cat([c for r in rows for c in _two_taps(r, 3)], 0)  # phases 00, 01, 10, 11
+    big_bias = None if bias is None else bias.repeat(4)
+    return _InterleavePhases.apply(F.conv2d(x, kernels, big_bias, padding=1))
+
+
 class SimpleDecoder(nn.Module):
     """The study's decoder: ``ConvT(8→32)-ReLU-Up2 · ConvT(32→64)-ReLU-Up2 · ConvT(64→64)-ReLU ·
     ConvT(64→C)-Sigmoid`` (3×3, padding 1), from the 8×(H/4)×(W/4) code back to C×H×W in [0, 1].
 
     Accepts the flat ``[B, 8·(H/4)·(W/4)]`` representation or the ``[B, 8, H/4, W/4]`` map; sizes not
     divisible by 4 are interpolated to exactly H×W before the sigmoid.
+
+    The modules (``decoder.0`` … ``decoder.8``, the study's ``ConvTranspose2d`` weights) are the
+    study's; :meth:`forward` computes the same function faster: each stride-1 transposed convolution
+    as the equivalent ``conv2d`` (CPU back-ends have no fast transposed-convolution backward, in bf16
+    least of all), and each ``Upsample(×2) → conv`` pair at the low resolution
+    (:func:`upsample2_conv3x3`). :meth:`reference_forward` runs the modules as written (tests compare
+    the two). :meth:`forward_logits` stops before the sigmoid (for a fused, stable BCE).
 
     Example:
         >>> SimpleDecoder(out_chans=1, img_size=64)(torch.rand(2, 2048)).shape
@@ -85,10 +152,27 @@ class SimpleDecoder(nn.Module):
             nn.ConvTranspose2d(64, out_chans, 3, padding=1),
         )
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        if z.ndim == 2:
-            z = z.view(z.shape[0], *self.code_shape)
-        out = self.decoder(z)
+    def _code(self, z: torch.Tensor) -> torch.Tensor:
+        return z.view(z.shape[0], *self.code_shape) if z.ndim == 2 else z
+
+    def _to_size(self, out: torch.Tensor) -> torch.Tensor:
         if tuple(out.shape[-2:]) != self.img_size:
             out = F.interpolate(out, size=self.img_size, mode="bilinear", align_corners=False)
-        return torch.sigmoid(out)
+        return out
+
+    def forward_logits(self, z: torch.Tensor) -> torch.Tensor:
+        """The reconstruction before the sigmoid, ``[B, C, H, W]``."""
+        d = self.decoder
+        c0, c1, c2, c3 = d[0], d[3], d[6], d[8]
+        x = F.relu(F.conv2d(self._code(z), _conv_weight(c0.weight), c0.bias, padding=1))
+        x = F.relu(upsample2_conv3x3(x, _conv_weight(c1.weight), c1.bias), inplace=True)
+        x = F.relu(upsample2_conv3x3(x, _conv_weight(c2.weight), c2.bias), inplace=True)
+        # to one channel: the transposed form (oneDNN's conv2d with one output channel is slower)
+        return self._to_size(F.conv_transpose2d(x, c3.weight, c3.bias, padding=1))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.forward_logits(z))
+
+    def reference_forward(self, z: torch.Tensor) -> torch.Tensor:
+        """The study's decoder run module by module (slow; for checking :meth:`forward`)."""
+        return torch.sigmoid(self._to_size(self.decoder(self._code(z))))

@@ -127,3 +127,28 @@ def test_cli_init_from_sets_model_weights(tmp_path: Path, monkeypatch: pytest.Mo
     b = torch.load(resolve_weights(dst_run), map_location="cpu", weights_only=True)["state_dict"]
     backbone = [k for k in a if k.startswith("backbone.")]
     assert backbone and all(torch.equal(a[k], b[k]) for k in backbone)
+
+
+def test_method_built_from_a_run_reuses_its_heads_for_the_same_classes(tmp_path: Path) -> None:
+    """``model.weights: RUN`` loads the backbone at build time and the heads too for the same classes."""
+    run, source = _fake_run(tmp_path / "pki3", CLASSES)
+    same = _method(CLASSES, weights=str(run), seed=5)
+    assert _equal(same.state_dict(), source.state_dict())
+    other = _method(CLASSES[:-1], weights=str(run), seed=5)
+    src_backbone = {k: v for k, v in source.state_dict().items() if k.startswith("backbone.")}
+    own_backbone = {k: v for k, v in other.state_dict().items() if k.startswith("backbone.")}
+    assert _equal(own_backbone, src_backbone)
+    assert other.classifier[-1].weight.shape[0] == len(CLASSES) - 1
+
+
+def test_fine_tuned_run_loads_after_its_source_is_deleted(tmp_path: Path) -> None:
+    import shutil
+
+    from biorep.training import load_config, load_run, train
+
+    smoke = Path(__file__).resolve().parents[2] / "configs" / "synthetic-smoke.yaml"
+    source = train(load_config(smoke), tmp_path / "source")
+    tuned = train(load_config(smoke, [f"model.weights={source}"]), tmp_path / "tuned")
+    shutil.rmtree(source)
+    run = load_run(tuned)
+    assert run.model.classify(torch.zeros(2, 1, 32, 32, dtype=torch.uint8)).shape[0] == 2

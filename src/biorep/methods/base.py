@@ -138,6 +138,12 @@ class BaseMethod(L.LightningModule):
 
             self.scaler = IntensityScaler.from_dict(data.scaler)
         self.build_heads()
+        weights = getattr(model, "weights", None)
+        if weights:  # started from another biorep run: its heads too, when the class set is the same
+            from biorep.models.weights import init_heads_from, run_dir_of
+
+            if run_dir_of(weights) is not None:
+                init_heads_from(self, weights, data.classes)
 
     # ----------------------------------------------------------------- for subclasses
     @classmethod

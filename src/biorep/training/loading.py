@@ -98,7 +98,8 @@ def load_run(
     cls = METHODS.get(config.method.name)
     model = cls(
         config.method.params,
-        model=config.model,
+        # the checkpoint holds every weight: a run fine-tuned from another needs that run no more
+        model=config.model.model_copy(update={"weights": None}),
         views=config.views,
         data=data_info,
         optim=config.train.optim(),

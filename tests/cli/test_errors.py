@@ -391,7 +391,6 @@ def test_class_without_enough_images_is_named_in_a_warning(tmp_path: Path) -> No
     assert "fewer images than the split needs" in warning and "'z' (1 image(s)" in warning
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: the training engine must call biorep.data.checks.check_classes")
 def test_one_class_manifest_is_refused_for_a_classifier(tmp_path: Path) -> None:
     rows = [(f"i{i}.png", "x") for i in range(8)]
     m = _manifest(tmp_path, rows, case=[f"c{i % 4}" for i in range(8)])

@@ -49,6 +49,9 @@ class DataRecord(BaseModel):
     )
     scaler: dict[str, Any] | None = None
     splits: dict[str, list[int]] = Field(default_factory=dict)
+    images: dict[str, Any] | None = Field(
+        None, description="pixel type, channels and original-size quantiles of the images (for predict)"
+    )
     fingerprint: dict[str, Any] | None = Field(
         None, description="what identifies the data (source, file count, preprocessing) for --resume"
     )

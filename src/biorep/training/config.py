@@ -228,8 +228,11 @@ def _format(err: ValidationError, source: str, prefix: str = "") -> str:
     for e in err.errors():
         loc = ".".join(str(p) for p in ((prefix,) if prefix else ()) + tuple(e["loc"]))
         msg = e["msg"]
+        given = e.get("input")
         if e["type"] == "extra_forbidden":
             msg = "unknown key"
+        elif e["type"] != "missing" and not isinstance(given, (dict, list)) and "Value error" not in msg:
+            msg = f"{msg} (given: {given!r})"
         msg = msg.removeprefix("Value error, ")
         if msg.startswith(loc + ":"):
             lines.append(msg)

@@ -21,6 +21,7 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
 
 from biorep.data import ImageDataset, IntensityScaler, Splits, load_dataset, split_dataset
+from biorep.data.checks import check_classes, image_stats
 from biorep.errors import BiorepError, ConfigError, DataError, RunDirError
 from biorep.methods import METHODS, BaseMethod, DataInfo
 from biorep.precision import PrecisionChoice, resolve_precision, training_device_type
@@ -124,6 +125,12 @@ def prepare_data(cfg: RunConfig, saved: DataRecord | None, *, progress: bool) ->
             f"method {cfg.method.name!r} needs labels, but no training image of {ds.name!r} has one "
             "(set data.label or method.column)"
         )
+    if method_cls.needs_labels:
+        check_classes(
+            targets, classes, splits.train, method=cfg.method.name,
+            where=str((getattr(ds, "info", None) or {}).get("origin") or ds.name),
+            column=getattr(cfg.method.params, "column", None) or ds.label_column,
+        )
     info = DataInfo(in_chans=ds.channels, size=ds.size, classes=[str(c) for c in classes], scaler=scaler.to_dict())
     return PreparedData(ds, splits, scaler, targets, info, fingerprint)
 
@@ -152,6 +159,7 @@ def data_record(cfg: RunConfig, data: PreparedData) -> DataRecord:
         scaler=data.info.scaler,
         splits=data.splits.to_dict(),
         fingerprint=data.fingerprint,
+        images=image_stats(ds),
     )
 
 

@@ -106,3 +106,15 @@ def test_fast_decoder_under_bf16_autocast_is_close() -> None:
     with torch.autocast("cpu", dtype=torch.bfloat16):
         fast = dec(z)
     assert (fast.float() - ref).abs().max() < 2e-2
+
+
+def test_encoder_pool_before_relu_is_the_study_order() -> None:
+    torch.manual_seed(0)
+    net = SimpleCNN(2, 32).double()
+    x = torch.randn(3, 2, 32, 32, dtype=torch.float64, requires_grad=True)
+    fast, ref = net(x), net.encoder(x).flatten(1)
+    torch.testing.assert_close(fast, ref)
+    gf = torch.autograd.grad(fast.square().sum(), [x, *net.parameters()])
+    gr = torch.autograd.grad(ref.square().sum(), [x, *net.parameters()])
+    for a, b in zip(gf, gr):
+        torch.testing.assert_close(a, b)

@@ -45,11 +45,19 @@ class SimpleCNN(nn.Module):
         )
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """The 8×(H/4)×(W/4) feature map."""
-        return self.encoder(x)
+        """The 8×(H/4)×(W/4) feature map.
+
+        ``MaxPool(ReLU(x)) == ReLU(MaxPool(x))`` (max is monotonic; values and gradients alike), so the
+        pools run before their ReLUs: the ReLU and its backward touch a 4× smaller map. Same function
+        as ``self.encoder(x)``, the study's order.
+        """
+        e = self.encoder
+        x = F.relu(e[2](e[0](x)), inplace=True)
+        x = F.relu(e[5](e[3](x)), inplace=True)
+        return e[8](F.relu(e[6](x), inplace=True))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder(x).flatten(1)
+        return self.forward_features(x).flatten(1)
 
     def build_decoder(self, out_chans: int | None = None) -> SimpleDecoder:
         """The mirrored decoder for this encoder's input shape."""
@@ -91,10 +99,12 @@ class _InterleavePhases(torch.autograd.Function):
         b, c, h2, w2 = grad.shape
         h, w = h2 // 2, w2 // 2
         g = grad.permute(0, 2, 3, 1).contiguous().view(b, h, 2, w, 2, c)
-        go = grad.new_zeros((b, h + 1, w + 1, 2, 2, c))
+        go = grad.new_empty((b, h + 1, w + 1, 2, 2, c))
         for ra in (0, 1):
             for cb in (0, 1):
                 go[:, ra : ra + h, cb : cb + w, ra, cb] = g[:, :, ra, :, cb]
+                go[:, h if ra == 0 else 0, :, ra, cb] = 0  # the row and column this phase never
+                go[:, :, w if cb == 0 else 0, ra, cb] = 0  # contributes to get a zero gradient
         return go.view(b, h + 1, w + 1, 4 * c).permute(0, 3, 1, 2)
 
 
@@ -124,10 +134,11 @@ class SimpleDecoder(nn.Module):
     divisible by 4 are interpolated to exactly H×W before the sigmoid.
 
     The modules (``decoder.0`` … ``decoder.8``, the study's ``ConvTranspose2d`` weights) are the
-    study's; :meth:`forward` computes the same function faster: each stride-1 transposed convolution
-    as the equivalent ``conv2d`` (CPU back-ends have no fast transposed-convolution backward, in bf16
-    least of all), and each ``Upsample(×2) → conv`` pair at the low resolution
-    (:func:`upsample2_conv3x3`). :meth:`reference_forward` runs the modules as written (tests compare
+    study's; :meth:`forward` computes the same function faster: the stride-1 transposed convolutions
+    as the equivalent ``conv2d`` (oneDNN's transposed-convolution backward is slow on CPUs, in bf16
+    up to ×6), each ``Upsample(×2) → conv`` pair at the low resolution (:func:`upsample2_conv3x3`),
+    and only the last one, to C channels, as a transposed convolution (faster there than a
+    one-output-channel ``conv2d``). :meth:`reference_forward` runs the modules as written (tests compare
     the two). :meth:`forward_logits` stops before the sigmoid (for a fused, stable BCE).
 
     Example:

@@ -131,30 +131,26 @@ def write_yaml(target: str | Path, obj: Any) -> Path:
     return atomic_write_text(target, yaml.safe_dump(to_jsonable(obj), sort_keys=False))
 
 
-def read_json(path: str | Path) -> Any:
-    """Parse a run-directory JSON file; a missing or corrupt one is a :class:`RunDirError` naming it."""
+def _read(path: str | Path, parse: Callable[[str], Any], kind: str, errors: tuple[type[Exception], ...]) -> Any:
     path = Path(path)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return parse(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise RunDirError(f"{path}: missing — is {path.parent} a biorep run directory?") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RunDirError(f"{path}: not valid JSON ({exc})") from None
+    except (*errors, UnicodeDecodeError) as exc:
+        raise RunDirError(f"{path}: not valid {kind} ({exc})") from None
     except OSError as exc:
         raise RunDirError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+def read_json(path: str | Path) -> Any:
+    """Parse a run-directory JSON file; a missing or corrupt one is a :class:`RunDirError` naming it."""
+    return _read(path, json.loads, "JSON", (json.JSONDecodeError,))
 
 
 def read_yaml(path: str | Path) -> Any:
     """Parse a run-directory YAML file; a missing or corrupt one is a :class:`RunDirError` naming it."""
-    path = Path(path)
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RunDirError(f"{path}: missing — is {path.parent} a biorep run directory?") from None
-    except yaml.YAMLError as exc:
-        raise RunDirError(f"{path}: not valid YAML ({exc})") from None
-    except OSError as exc:
-        raise RunDirError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    return _read(path, yaml.safe_load, "YAML", (yaml.YAMLError,))
 
 
 @contextlib.contextmanager

@@ -74,6 +74,7 @@ def demo_cmd(
     from biorep.evaluate.run import evaluate_run, karyotype_run
     from biorep.report import write_report
     from biorep.report.karyogram import draw_karyograms
+    from biorep.rundir import RunPaths
     from biorep.training import RunConfig, train
 
     start = time.perf_counter()
@@ -102,7 +103,7 @@ def demo_cmd(
     if before is not None and after is not None:
         _out.print(f"per-crop accuracy: {before:.4f} (argmax) → {after:.4f} (karyotype-constrained)")
     _out.rule("4/4 report")
-    report = write_report([run_dir], run_dir / "report.html", title="biorep demo: SupCon chromosome recognition")
+    report = write_report([run_dir], RunPaths(run_dir).report, title="biorep demo: SupCon chromosome recognition")
     _out.print(f"[bold green]report:[/] {report.resolve()}  ({time.perf_counter() - start:.0f} s in all)")
 
 

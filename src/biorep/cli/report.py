@@ -7,11 +7,12 @@ from pathlib import Path
 import typer
 
 from biorep.errors import ConfigError
+from biorep.rundir import REPORT
 
 
 def default_out(runs: list[Path]) -> Path:
     """``<run>/report.html`` for one run, ``./report.html`` for several."""
-    return runs[0] / "report.html" if len(runs) == 1 else Path.cwd() / "report.html"
+    return runs[0] / REPORT if len(runs) == 1 else Path.cwd() / REPORT
 
 
 def register(app: typer.Typer) -> None:

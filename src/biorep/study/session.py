@@ -27,7 +27,7 @@ import pandas as pd
 import yaml
 
 from biorep.errors import ConfigError, RunDirError
-from biorep.rundir import RunPaths, read_summary
+from biorep.rundir import REPORT, RunPaths, read_summary
 
 _STATES = {
     "done": "done — training skipped",
@@ -267,7 +267,7 @@ def write_study_report(prep: PreparedStudy, *, projection: str = "auto") -> Path
     done = [r for r in runs if RunPaths(r).summary.is_file()]
     if not done:
         return None
-    return write_report(done, prep.out / "report.html", f"study {prep.study.name}", overwrite=True,
+    return write_report(done, prep.out / REPORT, f"study {prep.study.name}", overwrite=True,
                         projection=projection, max_points=2000)
 
 

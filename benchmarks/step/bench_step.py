@@ -252,6 +252,9 @@ NOTES = [
     "- With several people on the 2 cores, 2-thread timings swing by 2-4× within a minute (OpenMP",
     "  barriers wait for a descheduled thread); 1 thread per worker gives steadier ratios, so the rows",
     "  here were measured with `--threads 1`.",
+    "- Rows come from the invocations listed above, merged by recipe/precision; the weak, vit_tiny and",
+    "  ae-one fp32 rows predate commit 7d862c9 (SimpleCNN pools before its ReLUs: same function, a",
+    "  little faster), which speeds full and bare alike.",
     "",
 ]
 
@@ -269,7 +272,9 @@ def _save(path: Path, results: dict[str, Any]) -> None:
             invs.append(inv)
     meta.update({k: v for k, v in results.get("meta", {}).items() if k != "invocations"}, invocations=invs)
     write_json(path, disk)
-    results.update(disk)
+    for key in ("rows", "meta"):  # the same dict objects: the caller holds references to them
+        results.setdefault(key, {}).clear()
+        results[key].update(disk[key])
 
 
 def render(results: dict[str, Any]) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import torch
 
-from biorep.methods.supcon import SupCon
+from biorep.methods.supcon_two_stage import SupConTwoStage
 
 from .conftest import make_method, toy_batch
 
@@ -43,7 +43,7 @@ CASES: list[tuple[str, dict[str, Any]]] = [
 )
 def test_loss_goes_down(name: str, params: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     if name == "supcon" and params.get("pretrain_epochs") == 1:  # the SupCon stage of two_stage
-        monkeypatch.setattr(SupCon, "pretraining", property(lambda self: True))
+        monkeypatch.setattr(SupConTwoStage, "pretraining", property(lambda self: True))
     method = make_method(name, augment="random", **params)
     opt = torch.optim.Adam(method.trainable_parameters(), lr=1e-3)
     x_raw, y, idx = toy_batch()

@@ -57,6 +57,10 @@ class LastCheckpoint(Checkpoint):
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
+        if trainer.fit_loop.epoch_loop._num_ready_batches_reached():
+            # The epoch's last batch: its state is saved at the epoch's end, after validation and the
+            # metrics row; a checkpoint taken here would resume past an epoch end that never ran.
+            return
         step = trainer.global_step
         due = bool(self.every_n_steps) and step % int(self.every_n_steps or 1) == 0
         if self.every_s is not None:

@@ -127,9 +127,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-reference", action="store_true")
     ap.add_argument("--only", nargs="*", default=None, help="fast-bf16 fast-fp32 long-bf16 reference")
     ap.add_argument("--recipe", type=Path, default=RECIPE)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads for every run (default: torch's)")
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="KEY=VALUE for every run")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # the reference loop's subprocess too
     load = os.getloadavg()
     plan = {
         "fast-bf16": [],
@@ -153,7 +157,8 @@ def write_results(results: dict[str, Any], ref: dict[str, Any] | None, load: tup
         "# Time to accuracy on Pki-3 held-out cases (2 CPU cores)",
         "",
         f"Generated {dt.date.today()} by `python benchmarks/chromosome/time_to_accuracy.py`; torch "
-        f"{torch.__version__}; load average at start {load[0]:.2f} (1 min). Recipe: "
+        f"{torch.__version__}; {torch.get_num_threads()} torch thread(s); load average at start {load[0]:.2f} "
+        "(1 min). Recipe: "
         "`configs/chromosome-cpu-fast.yaml`. Test accuracy per epoch with a 95 % CI over held-out cases; "
         "minutes are training time (evaluation excluded).",
         "",

@@ -82,7 +82,7 @@ class LastCheckpoint(Checkpoint):
                 os.replace(tmp, keep)
             except OSError:
                 tmp.unlink(missing_ok=True)
-        trainer.save_checkpoint(str(self.path))
+        trainer.save_checkpoint(str(self.path), weights_only=False)
         self._t_last = time.monotonic()
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -15,18 +14,16 @@ import yaml
 from biorep.evaluate.embed import write_embeddings
 from biorep.study import StudyConfig, expand_grid
 
+from .conftest import script_module
+
 RUN_PY = Path(__file__).resolve().parents[2] / "benchmarks" / "chromosome" / "run.py"
 CLASSES = [str(i) for i in range(1, 23)] + ["X", "Y"]
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("chromosome_bench_run", RUN_PY)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+    with script_module(RUN_PY, "chromosome_bench_run") as module:
+        yield module
 
 
 def study() -> StudyConfig:

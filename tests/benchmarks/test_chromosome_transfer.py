@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,17 +12,15 @@ from biorep.study import expand_grid
 from biorep.study.grid import setup_config
 from biorep.training import RunConfig
 
+from .conftest import script_module
+
 TRANSFER_PY = Path(__file__).resolve().parents[2] / "benchmarks" / "chromosome" / "transfer.py"
 
 
 @pytest.fixture(scope="module")
 def tr():
-    spec = importlib.util.spec_from_file_location("chromosome_bench_transfer", TRANSFER_PY)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+    with script_module(TRANSFER_PY, "chromosome_bench_transfer") as module:
+        yield module
 
 
 def test_the_lab_images_inverted_and_at_another_pixel_size(tr) -> None:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,18 +10,16 @@ import pytest
 
 from biorep.rundir import RunPaths, write_json
 
+from .conftest import script_module
+
 ROOT = Path(__file__).resolve().parents[2]
 RUN_PY = ROOT / "benchmarks" / "screening" / "run.py"
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("screening_bench_run", RUN_PY)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+    with script_module(RUN_PY, "screening_bench_run") as module:
+        yield module
 
 
 def _quality(name: str) -> float:

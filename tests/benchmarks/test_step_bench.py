@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
 from biorep.training import RunConfig
 
+from .conftest import script_module
+
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "step" / "bench_step.py"
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("step_bench", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+    with script_module(SCRIPT, "step_bench") as module:
+        yield module
 
 
 def test_every_recipe_is_a_valid_run_config(bench) -> None:

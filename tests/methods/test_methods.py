@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from biorep.errors import ConfigError
 from biorep.methods import METHODS
 from biorep.methods.early_stop import LossTrendStop
-from biorep.methods.supcon import class_pairs
+from biorep.methods.supcon_joint import class_pairs
 from biorep.methods.targets import ColumnTargetParams, column_targets
 
 from .conftest import SIZE, make_method, toy_batch

@@ -137,6 +137,7 @@ class BaseMethod(L.LightningModule):
             from biorep.data import IntensityScaler
 
             self.scaler = IntensityScaler.from_dict(data.scaler)
+        self._epoch_sums: dict[str, tuple[Tensor, int]] = {}
         self.build_heads()
         weights = getattr(model, "weights", None)
         if weights:  # started from another biorep run: its heads too, when the class set is the same
@@ -236,11 +237,9 @@ class BaseMethod(L.LightningModule):
     # because Lightning does not checkpoint that collection: a run resumed mid-epoch would report
     # the means of only the batches after the restart.
     def _accumulate(self, values: dict[str, Tensor], n: int) -> None:
-        sums = self.__dict__.setdefault("_epoch_sums", {})
         for key, value in values.items():
-            v = value.detach().float() * n
-            total, count = sums.get(key, (0.0, 0))
-            sums[key] = (total + v, count + n)
+            total, count = self._epoch_sums.get(key, (0.0, 0))
+            self._epoch_sums[key] = (total + value.detach().float() * n, count + n)
 
     def _epoch_ends_here(self) -> bool:
         if self._trainer is None:
@@ -249,8 +248,7 @@ class BaseMethod(L.LightningModule):
         return bool(loop._num_ready_batches_reached())
 
     def _log_epoch_means(self) -> None:
-        sums = self.__dict__.get("_epoch_sums", {})
-        for key, (total, count) in sums.items():
+        for key, (total, count) in self._epoch_sums.items():
             mean = total / max(count, 1)
             if not torch.is_tensor(mean):
                 mean = torch.tensor(float(mean))
@@ -258,19 +256,14 @@ class BaseMethod(L.LightningModule):
                 f"train/{key}", mean, on_step=False, on_epoch=True, prog_bar=key == "loss", batch_size=1,
                 sync_dist=True,
             )
-        self.__dict__["_epoch_sums"] = {}
+        self._epoch_sums = {}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        sums = self.__dict__.get("_epoch_sums", {})
-        checkpoint["biorep_epoch_sums"] = {
-            k: (float(t), int(c)) for k, (t, c) in sums.items()
-        }
+        checkpoint["biorep_epoch_sums"] = {k: (float(t), int(c)) for k, (t, c) in self._epoch_sums.items()}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         saved = checkpoint.get("biorep_epoch_sums") or {}
-        self.__dict__["_epoch_sums"] = {
-            k: (torch.tensor(t), int(c)) for k, (t, c) in saved.items()
-        }
+        self._epoch_sums = {k: (torch.tensor(t), int(c)) for k, (t, c) in saved.items()}
 
     # ----------------------------------------------------------------- hooks for the engine
     def has_unused_parameters(self) -> bool:

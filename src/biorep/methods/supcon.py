@@ -85,10 +85,3 @@ def register_mode(mode: str) -> Any:
 
     return deco
 
-
-def __getattr__(name: str) -> Any:  # ``from biorep.methods.supcon import class_pairs`` keeps working
-    if name == "class_pairs":
-        from biorep.methods.supcon_joint import class_pairs
-
-        return class_pairs
-    raise AttributeError(name)

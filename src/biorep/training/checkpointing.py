@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +42,17 @@ class LastCheckpoint(Checkpoint):
     (so the checkpoint holds the epoch's metrics row).
     """
 
-    def __init__(self, path: Path, every_n_steps: int | None = None, every_s: float | None = 300.0) -> None:
+    def __init__(
+        self,
+        path: Path,
+        every_n_steps: int | None = None,
+        every_s: float | None = 300.0,
+        on_saved: Callable[[], None] | None = None,
+    ) -> None:
         self.path = Path(path)
         self.every_n_steps = every_n_steps
         self.every_s = every_s
+        self.on_saved = on_saved
         self._t_last = time.monotonic()
 
     @property
@@ -84,6 +92,8 @@ class LastCheckpoint(Checkpoint):
                 tmp.unlink(missing_ok=True)
         trainer.save_checkpoint(str(self.path), weights_only=False)
         self._t_last = time.monotonic()
+        if self.on_saved is not None:
+            self.on_saved()
 
 
 def check_checkpoint(path: Path) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import lightning as L
@@ -99,6 +100,11 @@ def data_fingerprint(ds: ImageDataset) -> dict[str, Any]:
     return {"n_images": int(len(ds)), "classes": [str(c) for c in ds.classes], "files_sha1": h.hexdigest()}
 
 
+def target_column(cfg: RunConfig, ds: ImageDataset) -> str | None:
+    """The metadata column the method's targets come from (its ``column``, else the label)."""
+    return getattr(cfg.method.params, "column", None) or ds.label_column
+
+
 def prepare_data(cfg: RunConfig, saved: DataRecord | None, *, progress: bool) -> PreparedData:
     """Load the data set; split it and fit the scaler (or take both from a resumed run's ``data.json``)."""
     method_cls = METHODS.get(cfg.method.name)
@@ -129,7 +135,7 @@ def prepare_data(cfg: RunConfig, saved: DataRecord | None, *, progress: bool) ->
         check_classes(
             targets, classes, splits.train, method=cfg.method.name,
             where=str((getattr(ds, "info", None) or {}).get("origin") or ds.name),
-            column=getattr(cfg.method.params, "column", None) or ds.label_column,
+            column=target_column(cfg, ds),
         )
     info = DataInfo(in_chans=ds.channels, size=ds.size, classes=[str(c) for c in classes], scaler=scaler.to_dict())
     return PreparedData(ds, splits, scaler, targets, info, fingerprint)
@@ -148,7 +154,7 @@ def data_record(cfg: RunConfig, data: PreparedData) -> DataRecord:
         group_column=ds.group_column,
         dataset_classes=list(map(str, ds.classes)),
         classes=data.info.classes,
-        target_column=getattr(cfg.method.params, "column", None) or ds.label_column,
+        target_column=target_column(cfg, ds),
         background=float(ds.background),
         geometry=GeometryRecord(
             mode=cfg.data.geometry.mode,
@@ -260,8 +266,11 @@ def build_trainer(
     has_val: bool,
     precision: PrecisionChoice,
     extra: list[L.Callback],
+    on_saved: Callable[[], None] | None = None,
 ) -> TrainerParts:
-    """Lightning ``Trainer`` with biorep's callbacks: metrics.csv, resources, checkpoints, progress."""
+    """Lightning ``Trainer`` with biorep's callbacks: metrics.csv, resources, checkpoints, progress.
+
+    ``on_saved`` is called after every ``last.ckpt`` written (``--overwrite`` drops the old run then)."""
     tc = cfg.train
     paths = RunPaths(out)
     monitor, mode = _monitor(method, has_val)
@@ -273,6 +282,7 @@ def build_trainer(
         paths.last,
         every_n_steps=tc.checkpoint_every_n_steps,
         every_s=None if tc.checkpoint_every_minutes is None else tc.checkpoint_every_minutes * 60,
+        on_saved=on_saved,
     )
     monitor_cb = ResourceMonitor(tracemalloc_enabled=tc.tracemalloc)
     cbs: list[L.Callback] = [SamplerResume(sampler), MetricsCSV(paths.metrics), monitor_cb]
@@ -314,24 +324,6 @@ def build_trainer(
             use_distributed_sampler=False,
         )
     return TrainerParts(trainer, best_cb, last_cb, early, monitor_cb, (monitor, mode))
-
-
-class _OnFirstCheckpoint(L.Callback):
-    """Calls ``fn`` once, after the first ``last.ckpt`` exists (the old run of ``--overwrite`` may go)."""
-
-    def __init__(self, path: Path, fn: Any) -> None:
-        self.path, self.fn, self.done = path, fn, False
-
-    def _check(self) -> None:
-        if not self.done and self.path.is_file():
-            self.done = True
-            self.fn()
-
-    def on_train_batch_end(self, *args: Any) -> None:
-        self._check()
-
-    def on_train_epoch_end(self, *args: Any) -> None:
-        self._check()
 
 
 # ----------------------------------------------------------------------------- summary
@@ -433,8 +425,10 @@ def train(
         write_yaml(paths.config, cfg.to_dict())
         write_json(paths.data, data_record(cfg, data))
         write_state(out, "running", "; ".join(changes) or None)
-    extra = list(callbacks or []) + [_OnFirstCheckpoint(paths.last, replacement.commit)]
-    parts = build_trainer(cfg, method, out, sampler, val_loader is not None, precision, extra)
+    parts = build_trainer(
+        cfg, method, out, sampler, val_loader is not None, precision, list(callbacks or []),
+        on_saved=replacement.commit,
+    )
 
     # 3. fit
     try:

@@ -48,6 +48,7 @@ class LineProgress(L.Callback):
         self._t_line = 0.0
         self._images = 0
         self._epoch_images = 0
+        self._first_epoch = 0  # the epoch this session started at (a resumed run starts later)
 
     def _out(self) -> TextIO:
         return self.stream or sys.stdout
@@ -96,7 +97,7 @@ class LineProgress(L.Callback):
         parts.append(f"{rate:.0f} img/s")
         parts.append(f"elapsed {_fmt_duration(elapsed)}")
         remaining = max((trainer.max_epochs or epoch) - epoch, 0)
-        done_here = max(epoch - getattr(self, "_first_epoch", 0), 1)
+        done_here = max(epoch - self._first_epoch, 1)
         if remaining:
             parts.append(f"ETA {_fmt_duration(elapsed / done_here * remaining)}")
         self._print("  ".join(parts))

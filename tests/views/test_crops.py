@@ -42,8 +42,9 @@ def test_custom_groups_and_non_square_images() -> None:
     boxes = multi.sample_boxes(64, 40, 80)
     area = _areas(boxes, 40, 80)
     assert torch.all(area[:2] == 1) and torch.all((area[2:] >= 0.1 - 1e-4) & (area[2:] <= 0.2 + 1e-4))
+    # ratio 1 is the image's own aspect (80 / 40): resized to the 40 × 80 view, content keeps its shape
     sq = boxes[2:]
-    torch.testing.assert_close(sq[..., 2] - sq[..., 0], sq[..., 3] - sq[..., 1])
+    torch.testing.assert_close(sq[..., 2] - sq[..., 0], 2 * (sq[..., 3] - sq[..., 1]))
 
 
 def test_one_and_random_resized_follow_n_views() -> None:

@@ -35,7 +35,7 @@ import numpy as np
 from biorep import paths
 from biorep.data.config import GeometryConfig
 from biorep.data.decode import read_image
-from biorep.data.geometry import apply_geometry, auto_scale, border_median
+from biorep.data.geometry import Size, apply_geometry, as_hw, as_size, auto_scale, border_median, size_label
 from biorep.errors import BiorepError, DataError
 from biorep.rundir import atomic_write, atomic_write_text
 
@@ -165,7 +165,7 @@ def _decode_chunk(files: Sequence[str | Path], borders: bool = True) -> list[tup
 
 
 def _geometry_chunk(
-    arrays: list[np.ndarray], mode: str, size: int, scale: float, background: float
+    arrays: list[np.ndarray], mode: str, size: Size, scale: float, background: float
 ) -> tuple[np.ndarray, int]:
     outs, shrunk = [], 0
     for a in arrays:
@@ -343,19 +343,14 @@ def decode_cached(
                             f"{f}: is {h}×{w} but {files[0]} is {h0}×{w0}; geometry mode 'none' needs "
                             "images of one size (use mode 'canvas' or 'resize')"
                         )
-                if h0 != w0:
-                    raise DataError(
-                        f"{files[0]}: images are {h0}×{w0}; geometry mode 'none' needs square images "
-                        "(use mode 'canvas' or 'resize')"
-                    )
-                size = int(h0)
+                size: Size = as_size((int(h0), int(w0)))
             else:
                 size = geometry.size
             scale = (
                 auto_scale(orig[:, 0], orig[:, 1], size) if geometry.scale == "auto" else geometry.resize_factor()
             )
 
-            shape = (len(files), n_channels, size, size)
+            shape = (len(files), n_channels, *as_hw(size))
             nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
             ensure_free_space(img_path.parent, nbytes + orig.nbytes + (1 << 16), what="the decode cache")
             n_shrunk = 0
@@ -365,7 +360,7 @@ def decode_cached(
                 out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
                 try:
                     preallocate(tmp)  # a full disk fails here, not as SIGBUS while writing the memmap
-                    task2 = bar.add_task(f"{geometry.mode} {size}px", total=len(files))
+                    task2 = bar.add_task(f"{geometry.mode} {size_label(size)}", total=len(files))
                     pos = 0
                     jobs = [[a.astype(dtype, copy=False) for a in c] for c in _chunks(arrays, _CHUNK)]
                     k = len(jobs)
@@ -404,8 +399,8 @@ def decode_cached(
     finally:
         ex.shutdown(wait=True, cancel_futures=True)
     if n_shrunk:
-        log.warning("%s: %d of %d crops were larger than the %dpx canvas at scale %.3f and were shrunk to fit",
-                    name, n_shrunk, len(files), size, scale)
+        log.warning("%s: %d of %d crops were larger than the %s canvas at scale %.3f and were shrunk to fit",
+                    name, n_shrunk, len(files), size_label(size), scale)
     result = _read_cache(img_path, sizes_path, sidecar, len(files))
     assert result is not None
     return result

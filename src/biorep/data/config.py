@@ -13,18 +13,22 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from biorep.data.geometry import as_hw
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
 class GeometryConfig(_Strict):
-    """How crops of varying size become ``size × size`` images.
+    """How crops of varying size become images of one size.
 
-    ``canvas`` scales every crop by ONE common factor (``scale``; ``auto`` = the factor that fits the
-    99th percentile of ``max(h, w)`` into ``size``) and centres it on a canvas filled with the
-    background, so relative sizes survive; ``resize`` stretches each image to ``size × size``;
-    ``none`` requires all images to already be ``size × size``-like squares of one size.
+    ``size`` is the side of a square (``64``) or ``[height, width]`` (``[96, 48]``: a tall canvas for
+    upright, elongated crops such as chromosomes, which keeps 1.5× the resolution of a 64 px square
+    for about the same pixel count). ``canvas`` scales every crop by ONE common factor (``scale``;
+    ``auto`` = the factor at which 99 % of the crops fit the canvas whole) and centres it on a canvas
+    filled with the background, so relative sizes survive; ``resize`` stretches each image to
+    ``size``; ``none`` requires all images to be of one size already (``size`` is then unused).
 
     Physical canvas scale: ``pixel_size`` (None = 1) is the length one pixel of these images covers,
     relative to the data set whose ``scale`` you reuse. With a numeric ``scale`` the resize factor is
@@ -41,8 +45,15 @@ class GeometryConfig(_Strict):
             raise ValueError("scale auto has no fixed factor; it is fitted on the data")
         return float(self.scale) * (self.pixel_size if self.pixel_size is not None else 1.0)
 
+    @property
+    def hw(self) -> tuple[int, int]:
+        """``(height, width)`` of the output images."""
+        return as_hw(self.size)
+
     mode: Literal["canvas", "resize", "none"] = "canvas"
-    size: int = Field(64, gt=0, le=4096, description="Side of the square output images in pixels.")
+    size: int | tuple[int, int] = Field(
+        64, description="Output size in pixels: the side of a square, or [height, width]."
+    )
     scale: Literal["auto"] | float = Field("auto", description="Common scale factor for canvas mode.")
     pixel_size: float | None = Field(
         None,
@@ -53,6 +64,25 @@ class GeometryConfig(_Strict):
     background: Literal["auto"] | float | None = Field(
         None, description="Fill value in raw units; None = the data set's default; auto = median border pixel."
     )
+
+    @field_validator("size", mode="before")
+    @classmethod
+    def _check_size(cls, v: Any) -> Any:
+        def pixels(n: Any) -> int:
+            if isinstance(n, str) and n.strip().isdigit():
+                n = int(n)
+            if isinstance(n, float) and n.is_integer():
+                n = int(n)
+            if isinstance(n, bool) or not isinstance(n, int) or not 0 < n <= 4096:
+                raise ValueError(f"size values must be whole numbers of pixels in 1..4096, got {n!r}")
+            return n
+
+        if isinstance(v, (list, tuple)):
+            if len(v) != 2:
+                raise ValueError(f"size must be one number or [height, width], got {len(v)} values")
+            h, w = pixels(v[0]), pixels(v[1])
+            return h if h == w else (h, w)  # [64, 64] is the square 64: one spelling, one cache key
+        return pixels(v)
 
     @field_validator("scale")
     @classmethod

@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from biorep.data.geometry import Size, as_hw
+
 
 @dataclass
 class ImageDataset:
@@ -24,7 +26,7 @@ class ImageDataset:
         group_column: ``meta`` column that splits must keep together (e.g. ``case``, ``plate``).
         background: canvas fill value in raw intensity units.
         channels: C.
-        size: H (= W).
+        size: ``H`` for square images (H = W), else ``(H, W)``; :attr:`hw` is always ``(H, W)``.
         info: how the images were made (dtype, common scale factor, crops shrunk to fit, cache key).
 
     Example:
@@ -41,7 +43,7 @@ class ImageDataset:
     group_column: str | None
     background: float
     channels: int
-    size: int
+    size: Size
     info: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
@@ -51,6 +53,11 @@ class ImageDataset:
         n = self.images.shape[0]
         if len(self.meta) != n or len(self.targets) != n:
             raise ValueError(f"images ({n}), meta ({len(self.meta)}) and targets ({len(self.targets)}) differ")
+
+    @property
+    def hw(self) -> tuple[int, int]:
+        """``(height, width)`` of every image."""
+        return as_hw(self.size)
 
     @property
     def groups(self) -> np.ndarray | None:

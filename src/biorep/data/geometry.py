@@ -1,4 +1,4 @@
-"""Bring crops of any size onto one square grid, keeping relative size where asked.
+"""Bring crops of any size onto one grid (square, or ``height × width``), keeping relative size where asked.
 
 Hand-written because torchvision's transforms work per image on tensors and know no "one common
 scale factor + centred canvas" step; resampling itself is Pillow's (antialiased bilinear).
@@ -8,6 +8,8 @@ Example:
     >>> crop = np.zeros((1, 40, 20), np.uint8)
     >>> fit_to_canvas(crop, size=64, scale=1.0, background=255)[0].shape
     (1, 64, 64)
+    >>> fit_to_canvas(crop, size=(48, 24), scale=1.0, background=255)[0].shape
+    (1, 48, 24)
 """
 
 from __future__ import annotations
@@ -17,12 +19,46 @@ from PIL import Image
 
 _RESAMPLE = Image.Resampling.BILINEAR
 
+Size = int | tuple[int, int]
+"""An image size: ``n`` (``n × n``) or ``(height, width)``."""
 
-def auto_scale(heights: np.ndarray, widths: np.ndarray, size: int, q: float = 99.0) -> float:
-    """The common factor that fits the ``q``-th percentile of ``max(h, w)`` into ``size``."""
-    longest = np.maximum(np.asarray(heights), np.asarray(widths)).astype(np.float64)
-    ref = float(np.percentile(longest, q)) if longest.size else float(size)
-    return float(size) / max(ref, 1.0)
+
+def as_hw(size: Size | list[int]) -> tuple[int, int]:
+    """``(height, width)`` of a :data:`Size` (``64`` → ``(64, 64)``; ``[96, 48]`` → ``(96, 48)``)."""
+    if isinstance(size, (tuple, list)):
+        h, w = size
+        return int(h), int(w)
+    return int(size), int(size)
+
+
+def as_size(size: Size | list[int]) -> Size:
+    """The one spelling of a size: ``n`` for a square, else ``(height, width)`` (e.g. read from JSON)."""
+    h, w = as_hw(size)
+    return h if h == w else (h, w)
+
+
+def size_label(size: Size | list[int]) -> str:
+    """``64 px`` or ``96×48 px`` (height × width), for messages."""
+    h, w = as_hw(size)
+    return f"{h} px" if h == w else f"{h}×{w} px"
+
+
+def auto_scale(heights: np.ndarray, widths: np.ndarray, size: Size, q: float = 99.0) -> float:
+    """The common factor that fits the ``q``-th percentile crop into a ``size`` canvas.
+
+    Square canvas: ``size / percentile(max(h, w))``. A ``(H, W)`` canvas: the factor at which the
+    ``q`` % of crops fit whole, ``1 / percentile(max(h / H, w / W))`` (the same for ``H == W``).
+    """
+    ch, cw = as_hw(size)
+    h = np.asarray(heights, dtype=np.float64)
+    w = np.asarray(widths, dtype=np.float64)
+    if ch == cw:
+        longest = np.maximum(h, w)
+        ref = float(np.percentile(longest, q)) if longest.size else float(ch)
+        return float(ch) / max(ref, 1.0)
+    need = np.maximum(h / ch, w / cw)
+    ref = float(np.percentile(need, q)) if need.size else 1.0
+    return 1.0 / max(ref, 1.0 / max(ch, cw))
 
 
 def _cast_back(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -47,8 +83,8 @@ def resize(arr: np.ndarray, height: int, width: int) -> np.ndarray:
     return out
 
 
-def fit_to_canvas(arr: np.ndarray, size: int, scale: float, background: float) -> tuple[np.ndarray, bool]:
-    """Scale ``arr`` by ``scale`` and centre it on a ``size × size`` canvas filled with ``background``.
+def fit_to_canvas(arr: np.ndarray, size: Size, scale: float, background: float) -> tuple[np.ndarray, bool]:
+    """Scale ``arr`` by ``scale`` and centre it on a ``size`` canvas (``n`` or ``(H, W)``) of ``background``.
 
     A crop that would still be larger than the canvas is shrunk to fit (keeping its aspect ratio).
 
@@ -56,16 +92,17 @@ def fit_to_canvas(arr: np.ndarray, size: int, scale: float, background: float) -
         ``(canvas, shrunk)`` where ``shrunk`` tells whether the extra shrinking happened.
     """
     c, h, w = arr.shape
+    ch, cw = as_hw(size)
     nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
     shrunk = False
-    if nh > size or nw > size:
-        f = size / max(h, w)
-        nh, nw = max(1, min(size, round(h * f))), max(1, min(size, round(w * f)))
+    if nh > ch or nw > cw:
+        f = min(ch / h, cw / w)
+        nh, nw = max(1, min(ch, round(h * f))), max(1, min(cw, round(w * f)))
         shrunk = True
     small = resize(arr, nh, nw)
-    canvas = np.empty((c, size, size), dtype=arr.dtype)
+    canvas = np.empty((c, ch, cw), dtype=arr.dtype)
     canvas[...] = _cast_back(np.asarray(background, dtype=np.float64), arr.dtype)
-    top, left = (size - nh) // 2, (size - nw) // 2
+    top, left = (ch - nh) // 2, (cw - nw) // 2
     canvas[:, top : top + nh, left : left + nw] = small
     return canvas, shrunk
 
@@ -81,11 +118,11 @@ def border_median(arr: np.ndarray) -> float:
 
 
 def apply_geometry(
-    arr: np.ndarray, mode: str, size: int, scale: float, background: float
+    arr: np.ndarray, mode: str, size: Size, scale: float, background: float
 ) -> tuple[np.ndarray, bool]:
     """Apply a geometry ``mode`` (``canvas``, ``resize`` or ``none``) to one ``(C, H, W)`` array."""
     if mode == "canvas":
         return fit_to_canvas(arr, size, scale, background)
     if mode == "resize":
-        return resize(arr, size, size), False
+        return resize(arr, *as_hw(size)), False
     return arr, False

@@ -21,6 +21,7 @@ from biorep.data.builtins import DATASETS
 from biorep.data.cache import decode_cached
 from biorep.data.config import DataConfig
 from biorep.data.dataset import ImageDataset
+from biorep.data.geometry import as_size
 from biorep.data.sources import (
     MANIFEST_SUFFIXES,
     Source,
@@ -113,7 +114,7 @@ def load_dataset(cfg: DataConfig, *, progress: bool = True) -> ImageDataset:
         group_column=group,
         background=float(dec.info["background"]),
         channels=int(dec.info["channels"]),
-        size=int(dec.info["size"]),
+        size=as_size(dec.info["size"]),
         info={**{k: dec.info[k] for k in ("dtype", "scale", "n_shrunk", "key", "settings") if k in dec.info},
               "origin": src.origin or src.name},
     )

@@ -98,8 +98,8 @@ def _prepare_image(path: str, run: LoadedRun, geom: GeometryConfig,
     want = int(run.data.channels)
     if arr.shape[0] != want:
         raise DataError(f"has {arr.shape[0]} channel(s) but the run was trained on {want}")
-    if geom.mode == "none" and arr.shape[1:] != (geom.size, geom.size):
-        raise DataError(f"is {arr.shape[1]}×{arr.shape[2]} px but the run expects {geom.size}×{geom.size}")
+    if geom.mode == "none" and arr.shape[1:] != geom.hw:
+        raise DataError(f"is {arr.shape[1]}×{arr.shape[2]} px but the run expects {geom.hw[0]}×{geom.hw[1]}")
     # only a canvas uses scale and background (run_geometry resolved them); resize/none may read "auto"
     scale, background = (float(geom.scale), float(geom.background)) if geom.mode == "canvas" else (1.0, 0.0)
     out, _ = apply_geometry(arr, geom.mode, geom.size, scale, background)

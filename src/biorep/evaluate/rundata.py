@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from biorep.data import DataConfig, GeometryConfig, ImageDataset, load_dataset
+from biorep.data.geometry import as_hw, as_size, size_label
 from biorep.errors import BiorepError, ConfigError, DataError, RunDirError
 from biorep.rundir import (
     EMBEDDINGS_DIR,
@@ -119,7 +120,7 @@ def run_geometry(run: LoadedRun) -> GeometryConfig:
     data set (``ds.info["scale"]``, ``ds.background``; the decode cache makes this cheap).
     """
     g = run.config.data.geometry
-    size = int(run.data.size if run.data.size is not None else g.size)
+    size = as_size(run.data.size if run.data.size is not None else g.size)
     if g.mode != "canvas":  # scale and background only matter on a canvas
         return g.model_copy(update={"size": size})
     saved = run.data.geometry
@@ -173,9 +174,9 @@ def load_other_data(run: LoadedRun, data: str | os.PathLike[str], *, progress: b
         raise DataError(f"--data {data}: images have {ds.channels} channel(s) but run {run.run_dir} was "
                         "trained "
                         f"on {want}; choose the channels with the run's data.channels or convert the images")
-    if ds.size != int(run.data.size):
-        raise DataError(f"--data {data}: images are {ds.size} px but run {run.run_dir} expects "
-                        f"{run.data.size} px "
+    if ds.hw != as_hw(run.data.size):
+        raise DataError(f"--data {data}: images are {size_label(ds.size)} but run {run.run_dir} expects "
+                        f"{size_label(run.data.size)} "
                         "(geometry mode 'none' needs images of the training size)")
     if run.data.dtype is not None and str(ds.images.dtype) != run.data.dtype:
         log.warning("%s: pixel type %s differs from the run's %s; its intensity scaler is applied as is",

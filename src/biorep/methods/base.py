@@ -17,9 +17,10 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import Tensor, nn
 
+from biorep.data.geometry import as_size
 from biorep.registry import Registry
 
 METHODS: Registry[type[BaseMethod]] = Registry("method")
@@ -60,8 +61,13 @@ class DataInfo(BaseModel):
     """What a method needs to know about its data (saved in the run's ``data.json``)."""
 
     in_chans: int
-    size: int
+    size: int | tuple[int, int]
     classes: list[str] = Field(default_factory=list)
+
+    @field_validator("size", mode="before")
+    @classmethod
+    def _one_spelling(cls, v: Any) -> Any:
+        return as_size(v) if isinstance(v, (list, tuple)) else v
     scaler: dict[str, Any] | None = None
 
     @property

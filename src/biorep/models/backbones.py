@@ -17,6 +17,7 @@ import timm
 import torch
 from torch import nn
 
+from biorep.data.geometry import Size, as_hw, size_label
 from biorep.errors import ConfigError
 from biorep.models.config import ModelConfig
 from biorep.models.simple_cnn import SimpleCNN
@@ -35,7 +36,7 @@ _HOW_TO_LIST = (
 
 
 @BACKBONES.register("simple_cnn")
-def _simple_cnn(cfg: ModelConfig, in_chans: int, img_size: int) -> nn.Module:
+def _simple_cnn(cfg: ModelConfig, in_chans: int, img_size: Size) -> nn.Module:
     try:
         return SimpleCNN(in_chans=in_chans, img_size=img_size, **cfg.kwargs)
     except (TypeError, ValueError) as err:
@@ -43,7 +44,7 @@ def _simple_cnn(cfg: ModelConfig, in_chans: int, img_size: int) -> nn.Module:
 
 
 @BACKBONES.register("classical")
-def _classical(cfg: ModelConfig, in_chans: int, img_size: int) -> nn.Module:
+def _classical(cfg: ModelConfig, in_chans: int, img_size: Size) -> nn.Module:
     """CellProfiler-style intensity, shape and texture features (no parameters; see models.classical)."""
     from biorep.models.classical import ClassicalFeatures
 
@@ -73,7 +74,7 @@ def conv_stem(in_chans: int, embed_dim: int, stride: int) -> nn.Sequential:
 
 
 @BACKBONES.register("vit_convstem")
-def _vit_convstem(cfg: ModelConfig, in_chans: int, img_size: int) -> nn.Module:
+def _vit_convstem(cfg: ModelConfig, in_chans: int, img_size: Size) -> nn.Module:
     """A ViT (timm ``VisionTransformer``, ViT-Tiny sizes by default) whose patch embedding is a
     convolutional stem of total stride ``stem_stride`` (default 4: a 64 px canvas gives 16 × 16 tokens)
     followed by a 1×1 projection (timm's ``HybridEmbed``). ``model.kwargs``: ``stem_stride``,
@@ -88,13 +89,13 @@ def _vit_convstem(cfg: ModelConfig, in_chans: int, img_size: int) -> nn.Module:
     stride = int(kwargs.pop("stem_stride", 4))
     embed_dim = int(kwargs.pop("embed_dim", 192))
     stem = conv_stem(in_chans, embed_dim, stride)
-    if img_size % stride:
-        raise ConfigError(f"model.backbone vit_convstem: data.geometry.size {img_size} is not a multiple of "
-                          f"model.kwargs.stem_stride {stride}")
+    if any(n % stride for n in as_hw(img_size)):
+        raise ConfigError(f"model.backbone vit_convstem: data.geometry.size {size_label(img_size)} is not a "
+                          f"multiple of model.kwargs.stem_stride {stride}")
     base = {"depth": 12, "num_heads": 3, "mlp_ratio": 4.0, **kwargs}
     try:
         model = VisionTransformer(
-            img_size=img_size, patch_size=1, in_chans=in_chans, num_classes=0, embed_dim=embed_dim,
+            img_size=as_hw(img_size), patch_size=1, in_chans=in_chans, num_classes=0, embed_dim=embed_dim,
             embed_layer=partial(HybridEmbed, backbone=stem), **base,
         )
     except TypeError as err:
@@ -112,7 +113,7 @@ class TimmBackbone(nn.Module):
         (torch.Size([2, 512]), 512)
     """
 
-    def __init__(self, model: nn.Module, in_chans: int, img_size: int, name: str = "") -> None:
+    def __init__(self, model: nn.Module, in_chans: int, img_size: Size, name: str = "") -> None:
         super().__init__()
         self.model = model
         self.name = name or type(model).__name__
@@ -128,10 +129,11 @@ class TimmBackbone(nn.Module):
         try:
             param = next(self.model.parameters(), None)
             device = param.device if param is not None else torch.device("cpu")
-            out = self.model(torch.zeros(1, self.in_chans, self.img_size, self.img_size, device=device))
+            out = self.model(torch.zeros(1, self.in_chans, *as_hw(self.img_size), device=device))
         except Exception as err:  # noqa: BLE001 - turned into a config error naming the model and size
+            h, w = as_hw(self.img_size)
             raise ConfigError(
-                f"model.backbone {self.name!r} cannot take {self.in_chans}×{self.img_size}×{self.img_size} "
+                f"model.backbone {self.name!r} cannot take {self.in_chans}×{h}×{w} "
                 f"inputs: {type(err).__name__}: {err}. Use a data.geometry.size this model accepts "
                 "(Swin: a multiple of patch size × 2^(stages-1), or set model.kwargs.window_size; "
                 "ViT: a multiple of the patch size)"
@@ -153,7 +155,7 @@ def _timm_known(name: str) -> bool:
     return timm.is_model(name) or timm.is_model(name.split(".")[0])
 
 
-def build_timm(cfg: ModelConfig, in_chans: int, img_size: int) -> TimmBackbone:
+def build_timm(cfg: ModelConfig, in_chans: int, img_size: Size) -> TimmBackbone:
     """Build ``cfg.backbone`` from timm from scratch, passing ``img_size`` to models that take it."""
     name = cfg.backbone
     if not _timm_known(name):
@@ -177,23 +179,23 @@ def build_timm(cfg: ModelConfig, in_chans: int, img_size: int) -> TimmBackbone:
         raise ConfigError(f"model.kwargs {cfg.kwargs} not accepted by timm model {name!r}: {err}") from None
     except (RuntimeError, ValueError, AssertionError) as err:
         raise ConfigError(
-            f"model.backbone {name!r} cannot be built for {in_chans} channels at {img_size} px: {err}"
+            f"model.backbone {name!r} cannot be built for {in_chans} channels at {size_label(img_size)}: {err}"
         ) from None
     patch = getattr(getattr(model, "patch_embed", None), "patch_size", None)
     if patch is not None and any(
-        img_size % int(q) for q in (patch if isinstance(patch, tuple) else (patch,))
+        n % int(q) for n, q in zip(as_hw(img_size), patch if isinstance(patch, tuple) else (patch, patch))
     ):
         log.warning(
-            "model.backbone %s: image size %d is not a multiple of the patch size %s; the last pixels "
+            "model.backbone %s: image size %s is not a multiple of the patch size %s; the last pixels "
             "of each row/column are ignored",
             name,
-            img_size,
+            size_label(img_size),
             patch,
         )
     return TimmBackbone(model, in_chans, img_size, name)
 
 
-def build_backbone(cfg: ModelConfig, in_chans: int, img_size: int) -> nn.Module:
+def build_backbone(cfg: ModelConfig, in_chans: int, img_size: Size) -> nn.Module:
     """The backbone for ``cfg``: ``forward(x) -> Tensor[B, D]``, attribute ``num_features = D``.
 
     Registered names (``simple_cnn``) use their factory; anything else is a timm model. When

@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from biorep.data.geometry import Size, as_hw
+
 
 class UpsamplingDecoder(nn.Module):
     """``Linear(D → c·r·r)`` then ×2 upsampling blocks (conv-BN-ReLU) up to the image size, a 3×3
@@ -19,13 +21,14 @@ class UpsamplingDecoder(nn.Module):
         torch.Size([2, 3, 64, 64])
     """
 
-    def __init__(self, in_dim: int, out_chans: int = 1, img_size: int = 64, *, width: int = 256) -> None:
+    def __init__(self, in_dim: int, out_chans: int = 1, img_size: Size = 64, *, width: int = 256) -> None:
         super().__init__()
-        self.img_size = int(img_size)
-        n_up = max(1, round(math.log2(max(self.img_size, 8) / 4)))
-        self.base = math.ceil(self.img_size / 2**n_up)
+        self.img_size = as_hw(img_size)
+        h, w = self.img_size
+        n_up = max(1, round(math.log2(max(min(h, w), 8) / 4)))
+        self.base = (math.ceil(h / 2**n_up), math.ceil(w / 2**n_up))
         self.width = width
-        self.fc = nn.Linear(in_dim, width * self.base * self.base)
+        self.fc = nn.Linear(in_dim, width * self.base[0] * self.base[1])
         blocks: list[nn.Module] = []
         ch = width
         for _ in range(n_up):
@@ -42,20 +45,18 @@ class UpsamplingDecoder(nn.Module):
 
     def forward_logits(self, z: torch.Tensor) -> torch.Tensor:
         """The reconstruction before the sigmoid (for a fused, stable BCE)."""
-        x = F.relu(self.fc(z)).view(z.shape[0], self.width, self.base, self.base)
+        x = F.relu(self.fc(z)).view(z.shape[0], self.width, *self.base)
         out = self.blocks(x)
-        if out.shape[-1] != self.img_size or out.shape[-2] != self.img_size:
-            out = F.interpolate(
-                out, size=(self.img_size, self.img_size), mode="bilinear", align_corners=False
-            )
+        if tuple(out.shape[-2:]) != self.img_size:
+            out = F.interpolate(out, size=self.img_size, mode="bilinear", align_corners=False)
         return out
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.forward_logits(z))
 
 
-def build_decoder(backbone: nn.Module, in_chans: int, img_size: int) -> nn.Module:
-    """A decoder from ``backbone``'s representation back to ``in_chans × img_size × img_size`` in [0, 1].
+def build_decoder(backbone: nn.Module, in_chans: int, img_size: Size) -> nn.Module:
+    """A decoder from ``backbone``'s representation back to ``in_chans × H × W`` (``img_size``) in [0, 1].
 
     A backbone that knows its own mirror (``build_decoder(out_chans)``, e.g. ``SimpleCNN``) provides
     it; otherwise an :class:`UpsamplingDecoder` from ``backbone.num_features``.

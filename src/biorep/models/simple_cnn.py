@@ -6,9 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-def _pair(size: int | tuple[int, int]) -> tuple[int, int]:
-    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+from biorep.data.geometry import as_hw
 
 
 class SimpleCNN(nn.Module):
@@ -25,7 +23,7 @@ class SimpleCNN(nn.Module):
 
     def __init__(self, in_chans: int = 1, img_size: int | tuple[int, int] = 64) -> None:
         super().__init__()
-        h, w = _pair(img_size)
+        h, w = as_hw(img_size)
         if h < 4 or w < 4:
             raise ValueError(f"SimpleCNN needs inputs of at least 4×4 pixels, got {h}×{w}")
         self.in_chans = in_chans
@@ -148,7 +146,7 @@ class SimpleDecoder(nn.Module):
 
     def __init__(self, out_chans: int = 1, img_size: int | tuple[int, int] = 64) -> None:
         super().__init__()
-        h, w = _pair(img_size)
+        h, w = as_hw(img_size)
         self.img_size = (h, w)
         self.code_shape = (8, h // 4, w // 4)
         self.decoder = nn.Sequential(

@@ -23,6 +23,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torchvision.ops import roi_align
 
+from biorep.data.geometry import Size, as_hw
 from biorep.registry import Registry
 from biorep.views import _random
 
@@ -32,7 +33,12 @@ _MAX_TRIES = 10
 
 
 class CropGroup(BaseModel):
-    """``n`` crops whose area is a fraction in ``scale`` of the image, aspect ratio in ``ratio``."""
+    """``n`` crops whose area is a fraction in ``scale`` of the image, aspect ratio in ``ratio``.
+
+    ``ratio`` is relative to the image's own aspect (box ``w/h`` ÷ image ``w/h``): on square images it
+    is torchvision's ``RandomResizedCrop`` ratio; on a tall canvas a ratio-1 crop is as tall as the
+    canvas is, so resizing it to the view size does not squeeze its content.
+    """
 
     model_config = ConfigDict(extra="forbid")
     n: int = Field(1, ge=1)
@@ -78,7 +84,7 @@ def sample_group_boxes(
     log_r = _random.uniform(
         batch, math.log(group.ratio[0]), math.log(group.ratio[1]), device, generator, shape=(_MAX_TRIES,)
     )
-    r = torch.exp(log_r)
+    r = torch.exp(log_r) * (width / height)  # ratio relative to the image's own aspect: no distortion
     w = torch.sqrt(area * r)
     h = torch.sqrt(area / r)
     ok = (w <= width) & (h <= height)
@@ -91,20 +97,21 @@ def sample_group_boxes(
     return torch.stack([x1, y1, x1 + w, y1 + h], 1)
 
 
-def crop_resize(x: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:
-    """Cut ``boxes`` (``[K, B, 4]``) out of ``x`` (``[B, C, H, W]``) → ``[K·B, C, size, size]``.
+def crop_resize(x: torch.Tensor, boxes: torch.Tensor, size: Size) -> torch.Tensor:
+    """Cut ``boxes`` (``[K, B, 4]``) out of ``x`` (``[B, C, H, W]``) → ``[K·B, C, h, w]`` (``size``).
 
     A whole-image box at ``size`` returns the pixels unchanged (``aligned=True`` puts the sampling
     points on pixel centres).
     """
     k, b = boxes.shape[:2]
     c = x.shape[1]
+    oh, ow = as_hw(size)
     boxes = boxes.to(device=x.device, dtype=x.dtype)
     full = torch.zeros(k, dtype=torch.bool)
-    if x.shape[-1] == size and x.shape[-2] == size:
-        whole = torch.tensor([0.0, 0.0, float(size), float(size)], device=x.device, dtype=x.dtype)
+    if x.shape[-2] == oh and x.shape[-1] == ow:
+        whole = torch.tensor([0.0, 0.0, float(ow), float(oh)], device=x.device, dtype=x.dtype)
         full = (boxes == whole).all(-1).all(-1).cpu()  # views that are the image itself: no resampling
-    out = x.new_empty((k, b, c, size, size))
+    out = x.new_empty((k, b, c, oh, ow))
     if bool(full.any()):
         out[full] = x
     part = (~full).nonzero().squeeze(1).tolist()
@@ -112,9 +119,9 @@ def crop_resize(x: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor
         sel = boxes[part].reshape(-1, 4)
         idx = torch.arange(b, device=x.device, dtype=x.dtype).repeat(len(part)).unsqueeze(1)
         rois = torch.cat([idx, sel], 1)
-        cut = roi_align(x, rois, output_size=(size, size), spatial_scale=1.0, sampling_ratio=-1, aligned=True)
-        out[part] = cut.view(len(part), b, c, size, size)
-    return out.view(k * b, c, size, size)
+        cut = roi_align(x, rois, output_size=(oh, ow), spatial_scale=1.0, sampling_ratio=-1, aligned=True)
+        out[part] = cut.view(len(part), b, c, oh, ow)
+    return out.view(k * b, c, oh, ow)
 
 
 class CropStrategy:

@@ -5,15 +5,17 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from biorep.data.geometry import Size, as_hw, as_size
 from biorep.views.config import ViewsConfig, build_crops, build_ops
 from biorep.views.crops import CropStrategy, crop_resize
 from biorep.views.ops import Augment
 
 
 class ViewGenerator(nn.Module):
-    """Turn ``x: Tensor[B, C, H, W]`` (float in [0, 1]) into a list of views ``Tensor[B, C, size, size]``.
+    """Turn ``x: Tensor[B, C, H, W]`` (float in [0, 1]) into a list of views ``Tensor[B, C, h, w]``.
 
-    Every view is cut (crop strategy, one ``roi_align`` call for all views) and resized to ``size``,
+    Every view is cut (crop strategy, one ``roi_align`` call for all views) and resized to ``size``
+    (``n`` or ``(h, w)``),
     then augmented with parameters drawn per sample and per view (all views are augmented as one
     stacked batch). With ``crops: one`` a call returns ``n_views`` independently augmented copies of
     the whole image; with ``multi`` the configured crops are the views and ``n_views`` is ignored.
@@ -39,7 +41,7 @@ class ViewGenerator(nn.Module):
         self,
         augment: Augment,
         crops: CropStrategy,
-        size: int,
+        size: Size,
         *,
         seed: int | None = None,
         chunk_size: int | None = None,
@@ -48,7 +50,8 @@ class ViewGenerator(nn.Module):
         self.chunk_size = chunk_size
         self.augment = augment
         self.crops = crops
-        self.size = int(size)
+        self.size = as_size(size)
+        self.hw = as_hw(size)
         self.seed = seed
         self._generator: torch.Generator | None = None
         if seed is not None:
@@ -106,7 +109,7 @@ class ViewGenerator(nn.Module):
         per_chunk = self._chunk(x.device, k, b)
         if per_chunk >= b:
             return list(self.augment(crop_resize(x, boxes, self.size), gen, inplace=True).split(b, 0))
-        out = x.new_empty((k, b, x.shape[1], self.size, self.size))
+        out = x.new_empty((k, b, x.shape[1], *self.hw))
         for i in range(0, b, per_chunk):
             j = min(b, i + per_chunk)
             views = self.augment(crop_resize(x[i:j], boxes[:, i:j], self.size), gen, inplace=True)
@@ -117,7 +120,7 @@ class ViewGenerator(nn.Module):
         """Input samples per chunk: all of them on accelerators, ~``chunk_size`` outputs on the CPU."""
         if device.type != "cpu":
             return batch
-        per = self.chunk_size or max(1, (2**20 // (self.size * self.size)))
+        per = self.chunk_size or max(1, (2**20 // (self.hw[0] * self.hw[1])))
         return max(1, per // n_crops)
 
     def extra_repr(self) -> str:
@@ -125,7 +128,7 @@ class ViewGenerator(nn.Module):
 
 
 def build_views(
-    cfg: ViewsConfig, size: int, *, seed: int | None = None, chunk_size: int | None = None
+    cfg: ViewsConfig, size: Size, *, seed: int | None = None, chunk_size: int | None = None
 ) -> ViewGenerator:
     """Build the :class:`ViewGenerator` for ``cfg`` at output size ``size``.
 

@@ -50,3 +50,38 @@ def test_border_median_estimates_background() -> None:
     img = np.full((1, 20, 20), 250, np.uint8)
     img[0, 5:15, 5:15] = 10
     assert border_median(img) == 250
+
+
+def test_tall_canvas_keeps_scale_and_shape() -> None:
+    crop = np.zeros((1, 60, 20), np.uint8)
+    out, shrunk = fit_to_canvas(crop, (96, 48), 1.5, 255)
+    assert out.shape == (1, 96, 48) and not shrunk
+    assert _extent(out, 255) == (90, 30)  # one common factor on both axes: no stretching
+    wide = np.zeros((1, 20, 100), np.uint8)  # too wide for the canvas: shrunk on its width
+    out, shrunk = fit_to_canvas(wide, (96, 48), 1.0, 255)
+    assert shrunk and _extent(out, 255) == (10, 48)
+
+
+def test_auto_scale_on_a_tall_canvas_fits_both_axes() -> None:
+    h = np.array([60] * 199 + [1000])  # one outlier in 200: above the 99th percentile
+    w = np.array([20] * 199 + [5])
+    assert np.isclose(auto_scale(h, w, (96, 48)), 96 / 60)  # the height binds
+    w_wide = np.array([40] * 199 + [5])
+    assert np.isclose(auto_scale(h, w_wide, (96, 48)), 48 / 40)  # here the width binds
+    # on a square canvas the rule is the old one: size / percentile(max(h, w))
+    assert auto_scale(h, w, (64, 64)) == auto_scale(h, w, 64)
+
+
+def test_size_spellings() -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    from biorep.data.config import GeometryConfig
+    from biorep.data.geometry import as_hw
+
+    assert GeometryConfig(size=[96, 48]).hw == (96, 48) and GeometryConfig(size=[64, 64]).size == 64
+    assert as_hw(64) == (64, 64)
+    for bad, msg in [([96, 48, 1], "one number or"), ([96, 0], "whole numbers"), (2.5, "whole numbers")]:
+        with pytest.raises(ValidationError, match=msg):
+            GeometryConfig(size=bad)
+    assert apply_geometry(np.zeros((1, 30, 10), np.uint8), "resize", (40, 20), 1.0, 0)[0].shape == (1, 40, 20)

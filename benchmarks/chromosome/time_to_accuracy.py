@@ -129,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--recipe", type=Path, default=RECIPE)
     ap.add_argument("--threads", type=int, default=None, help="torch threads for every run (default: torch's)")
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="KEY=VALUE for every run")
+    ap.add_argument("--results", type=Path, default=HERE / "RESULTS_time.md",
+                    help="where to write the results (results_time.json beside it); exploratory runs go elsewhere")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.threads:
@@ -144,22 +146,22 @@ def main(argv: list[str] | None = None) -> int:
     for name, overrides in plan.items():
         if args.only is None or name in args.only:
             results[name] = run_recipe(name, args.overrides + overrides, args.out, args.recipe)
-            write_results(results, None, load)
+            write_results(results, None, load, args.results, args.recipe)
     ref = None
     if not args.skip_reference and (args.only is None or "reference" in args.only):
         ref = run_reference(args.out)
-    write_results(results, ref, load)
+    write_results(results, ref, load, args.results, args.recipe)
     return 0
 
 
-def write_results(results: dict[str, Any], ref: dict[str, Any] | None, load: tuple[float, ...]) -> None:
+def write_results(results: dict[str, Any], ref: dict[str, Any] | None, load: tuple[float, ...],
+                  target: Path, recipe: Path = RECIPE) -> None:
     lines = [
         "# Time to accuracy on Pki-3 held-out cases",
         "",
         f"Generated {dt.date.today()} by `python benchmarks/chromosome/time_to_accuracy.py`; torch "
         f"{torch.__version__}; {torch.get_num_threads()} torch thread(s); load average at start {load[0]:.2f} "
-        "(1 min). Recipe: "
-        "`configs/chromosome-cpu-fast.yaml`. Test accuracy per epoch with a 95 % CI over held-out cases; "
+        f"(1 min). Recipe: `{_rel(recipe)}`. Test accuracy per epoch with a 95 % CI over held-out cases; "
         "minutes are training time (evaluation excluded).",
         "",
     ]
@@ -193,8 +195,16 @@ def write_results(results: dict[str, Any], ref: dict[str, Any] | None, load: tup
                   f"{b['rows'][-1]['test_acc']:.4f} vs {f['rows'][-1]['test_acc']:.4f} (CIs "
                   f"{b['rows'][-1]['ci_low']:.4f}–{b['rows'][-1]['ci_high']:.4f} and "
                   f"{f['rows'][-1]['ci_low']:.4f}–{f['rows'][-1]['ci_high']:.4f}).", ""]
-    atomic_write_text(HERE / "RESULTS_time.md", "\n".join(lines) + "\n")
-    write_json(HERE / "results_time.json", {"load_at_start": load, "reference": ref, "runs": results})
+    target.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(target, "\n".join(lines) + "\n")
+    write_json(target.with_name("results_time.json"), {"load_at_start": load, "reference": ref, "runs": results})
+
+
+def _rel(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
 
 
 if __name__ == "__main__":

@@ -176,3 +176,22 @@ def test_reconstruction_bce_from_logits_matches_bce_on_the_sigmoid() -> None:
     plain = torch.nn.Sequential(torch.nn.Unflatten(1, (8, 4, 4)), torch.nn.Upsample(scale_factor=4),
                                 torch.nn.Conv2d(8, 1, 1), torch.nn.Sigmoid())  # no forward_logits
     torch.testing.assert_close(reconstruction_bce(plain, h, x), reconstruction_loss(plain, plain(h), x))
+
+
+def test_tta_averages_the_probabilities_of_the_flips() -> None:
+    from biorep.models import ModelConfig
+
+    m = make_method("supervised").eval()
+    x, _, _ = toy_batch()
+    plain = m.classify(x)
+    m.model_cfg = ModelConfig(backbone="simple_cnn", tta=["hflip"])
+    tta = m.classify(x)
+    m.model_cfg = ModelConfig(backbone="simple_cnn")
+    flipped = m.classify(x.flip(-1))
+    expected = (plain.softmax(1) + flipped.softmax(1)) / 2
+    torch.testing.assert_close(tta.softmax(1), expected, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(tta.softmax(1), plain.softmax(1))  # the flip did change something
+    # no classifier: still None
+    byol = make_method("byol")
+    byol.model_cfg = ModelConfig(backbone="simple_cnn", tta=["hflip"])
+    assert byol.classify(x) is None

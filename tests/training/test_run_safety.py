@@ -248,3 +248,14 @@ def test_bf16_training_with_multi_crop_views(tmp_path: Path, method: str) -> Non
     s = read_summary(run)
     assert s.precision == "bf16-mixed"
     assert all(torch.isfinite(torch.tensor(v)) for v in s.final_metrics.values())
+
+
+def test_resume_may_change_inference_only_model_fields(tmp_path: Path) -> None:
+    from biorep.errors import RunDirError
+    from biorep.training.rundir import resume_changes
+
+    saved = {"model": {"backbone": "resnet18", "tta": []}, "train": {"epochs": 2}}
+    new = {"model": {"backbone": "resnet18", "tta": ["hflip"]}, "train": {"epochs": 3}}
+    assert resume_changes(saved, new, tmp_path) == ["model.tta: [] → ['hflip']", "train.epochs: 2 → 3"]
+    with pytest.raises(RunDirError, match="model.backbone"):
+        resume_changes(saved, {**new, "model": {"backbone": "resnet50", "tta": []}}, tmp_path)

@@ -200,15 +200,28 @@ class BaseMethod(L.LightningModule):
 
     @torch.no_grad()
     def classify(self, x_raw: Tensor) -> Tensor | None:
-        """Class logits ``[B, n_classes]`` (float32) where the method has a classifier, else None."""
+        """Class logits ``[B, n_classes]`` (float32) where the method has a classifier, else None.
+
+        With ``model.tta`` flips, the log of the probabilities averaged over the image and its flips.
+        """
         if not self.has_classifier:
             return None
         from biorep.precision import autocast
 
         x = self.prepare(x_raw)
-        with autocast(self.inference_precision, x.device):
-            logits = self.logits_from_features(self.backbone(x))
-        return None if logits is None else logits.float()
+        flips = [[], *([-1] if f == "hflip" else [-2] for f in self.model_cfg.tta)]
+        probs = None
+        for dims in flips:
+            with autocast(self.inference_precision, x.device):
+                logits = self.logits_from_features(self.backbone(x.flip(dims) if dims else x))
+            if logits is None:
+                return None
+            if len(flips) == 1:
+                return logits.float()
+            p = logits.float().softmax(1)
+            probs = p if probs is None else probs + p
+        # test-time augmentation: log of the mean probability, so softmax of the result is that mean
+        return (probs / len(flips)).clamp_min(1e-12).log()
 
     # ----------------------------------------------------------------- Lightning hooks
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -18,6 +18,10 @@ class ModelConfig(BaseModel):
     directory or one of its checkpoints: the backbone is loaded, the heads are reused only for the
     same class list, see :func:`biorep.models.weights.init_heads_from`); nothing is ever downloaded.
     ``kwargs``: passed to ``timm.create_model`` (e.g. ``drop_path_rate``) or the registered factory.
+    ``tta``: test-time augmentation of class predictions (``evaluate``, ``karyotype``, ``predict``):
+    the class probabilities of the image and of each listed flip are averaged (``hflip`` suits
+    upright chromosome crops, which training flips left-right too; ``vflip`` swaps their arms). Only
+    inference changes: it may be set or changed on a finished run, and on ``--resume``.
 
     Example:
         >>> ModelConfig(backbone="resnet18", kwargs={"drop_path_rate": 0.1}).backbone
@@ -28,6 +32,7 @@ class ModelConfig(BaseModel):
     backbone: str = "simple_cnn"
     weights: str | None = None
     kwargs: dict[str, Any] = Field(default_factory=dict)
+    tta: list[Literal["hflip", "vflip"]] = Field(default_factory=list)
 
     @field_validator("kwargs")
     @classmethod

@@ -34,6 +34,8 @@ RESUME_MAY_CHANGE = {
 }
 #: data fields that may differ (where the files are; the data fingerprint checks they are the same).
 DATA_MAY_CHANGE = {"root"}
+#: Model fields that only change inference (test-time augmentation).
+MODEL_MAY_CHANGE = {"tta"}
 
 
 def check_run_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
@@ -112,9 +114,9 @@ def resume_changes(saved: dict[str, Any], new: dict[str, Any], source: Path) -> 
     for section in ("data", "views", "model", "method", "train"):
         for key, old, new_value in _diff(saved.get(section), new.get(section), section):
             field = key.split(".")[1] if "." in key else key
-            ok = (section == "train" and field in RESUME_MAY_CHANGE) or (
-                section == "data" and field in DATA_MAY_CHANGE
-            )
+            ok = ((section == "train" and field in RESUME_MAY_CHANGE)
+                  or (section == "data" and field in DATA_MAY_CHANGE)
+                  or (section == "model" and field in MODEL_MAY_CHANGE))
             if not ok:
                 raise RunDirError(
                     f"{source}: cannot --resume with {key} changed ({old!r} → {new_value!r}); a resumed run "

@@ -14,7 +14,7 @@ from biorep.cli import demo
 def test_demo_config_real_and_synthetic(tmp_path: Path) -> None:
     real = demo.demo_config(True, None, tmp_path)
     assert real["data"]["dataset"] == "chromosome-pki3" and real["data"]["root"] == str(tmp_path)
-    assert real["method"] == {"name": "supcon", "mode": "joint"}
+    assert real["method"] == {"name": "supervised", "label_smoothing": 0.1}
     synth = demo.demo_config(False, 2, None)
     assert synth["data"]["dataset"] == "synthetic-karyotype" and synth["train"]["epochs"] == 2
     assert demo.DEMO_RECIPE["data"]["dataset"] == "chromosome-pki3"  # the recipe itself is untouched
@@ -36,9 +36,19 @@ def test_demo_falls_back_to_synthetic_and_writes_the_report(
     assert len(runs) == 1
     run = runs[0]
     summary = json.loads((run / "summary.json").read_text())
-    assert summary["method"] == "supcon" and summary["dataset"] == "synthetic-karyotype"
+    assert summary["method"] == "supervised" and summary["dataset"] == "synthetic-karyotype"
     evaluation = json.loads((run / "evaluation.json").read_text())
     assert 0.0 <= evaluation["classification"]["summary"]["accuracy"] <= 1.0
     html = (run / "report.html").read_text()
     assert "biorep demo" in html and "data:image/png;base64" in html
     assert "per-crop accuracy:" in text and str((run / "report.html").resolve()) in text.replace(" ", "")
+
+
+def test_demo_recipe_is_the_fast_cpu_recipe() -> None:
+    import yaml
+
+    fast = yaml.safe_load((Path(__file__).parents[2] / "configs" / "chromosome-cpu-fast.yaml").read_text())
+    recipe = {k: v for k, v in demo.DEMO_RECIPE.items()}
+    train = {k: v for k, v in recipe["train"].items() if k not in ("accelerator", "devices")}
+    assert train == fast["train"]
+    assert {k: v for k, v in recipe.items() if k != "train"} == {k: v for k, v in fast.items() if k != "train"}

@@ -55,3 +55,12 @@ def test_backbone_lr_scale_gives_the_backbone_its_own_group() -> None:
     backbone = {id(p) for p in method.backbone.parameters()}
     slow = next(g for g in groups if g["lr"] == pytest.approx(1e-4))
     assert {id(p) for p in slow["params"]} == backbone
+
+
+@pytest.mark.parametrize("total", [1, 2, 3, 4, 7])
+@pytest.mark.parametrize("warmup", [0.0, 0.5, 3.0])
+def test_onecycle_on_a_handful_of_steps(total: int, warmup: float) -> None:
+    """A tiny data set gives a run only a few steps; torch's OneCycleLR divides by zero there."""
+    cfg = OptimConfig(lr=0.5, scheduler="onecycle", warmup_epochs=warmup)
+    lrs = _trace(_onecycle, cfg, total=total, per_epoch=1)
+    assert len(lrs) == total and all(0 < x <= 0.5 + 1e-9 for x in lrs)

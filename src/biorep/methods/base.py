@@ -429,10 +429,14 @@ def _warmup_cosine(
 def _onecycle(
     opt: torch.optim.Optimizer, o: OptimConfig, total: int, per_epoch: float
 ) -> torch.optim.lr_scheduler.LRScheduler:
+    if total < 3:  # torch's OneCycleLR divides by zero below 3 steps (a tiny data set): constant lr
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
     pct = o.warmup_epochs * per_epoch / total if o.warmup_epochs else 0.3
+    # each phase needs at least one step: 1 < pct · total < total (else OneCycleLR divides by zero)
+    pct = min(max(pct, 1.5 / total), 1.0 - 0.5 / total)
     max_lr = [g.get("lr", o.lr) for g in opt.param_groups]
     return torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=max_lr, total_steps=total, pct_start=min(max(pct, 1e-3), 0.999),
+        opt, max_lr=max_lr, total_steps=total, pct_start=pct,
         final_div_factor=(o.lr / o.min_lr / 25.0) if o.min_lr > 0 else 1e4,
     )
 

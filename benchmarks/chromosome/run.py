@@ -25,7 +25,15 @@ metric stops the script with an error instead of leaving a gap.
     python benchmarks/chromosome/run.py --study configs/studies/chromosome-gpu.yaml \\
         --out runs/chromosome-gpu --results runs/chromosome-gpu/RESULTS.md --no-reference
     python benchmarks/chromosome/run.py --set train.epochs=2 --set method.pretrain_epochs=1 \\
-        --set train.limit_train_batches=5 --out /tmp/chrom-smoke --results /tmp/chrom-smoke/RESULTS.md
+        --set train.limit_train_batches=5 --out /tmp/chrom-smoke --results /tmp/chrom-smoke/RESULTS.md \\
+        --no-archive
+
+A study outlives one session through its archive (``archive/<study folder name>`` beside this file, to
+be committed; ``--archive DIR``, ``--no-archive``): every finished and evaluated run's small files are
+copied there after each run, and restored from there (where missing) before the study runs, so the next
+session continues where the last one stopped. ``--archive-only`` syncs the archive from a study that
+runs in another process. Restored runs have no checkpoints or embeddings: ``--no-map`` writes
+RESULTS.md without the embedding maps when a map's run was restored.
 
 ``--set KEY=VALUE`` changes the study's base config and, for keys under a grid axis (e.g.
 ``method.pretrain_epochs``), every value of that axis that already has the key (so the two-stage setups
@@ -73,6 +81,8 @@ RESULTS_JSON = "results.json"
 MAP_NAME = "embedding_maps.png"
 TIMINGS = "timings.json"
 REFERENCE = "reference.json"
+#: Each study's archive (its runs' small files, committed) goes to ARCHIVE/<study folder name>.
+ARCHIVE = HERE / "archive"
 
 #: The issue's targets.
 TARGET_CROP_ACCURACY = 0.97
@@ -638,6 +648,7 @@ def embedding_map_png(out_dir: Path, setups: Sequence[SetupNumbers], *, max_poin
     """Side-by-side 2-D maps of each setup's test embeddings (its first seed; one row per backbone)."""
     from biorep.report import embedding_maps
     from biorep.report.projection import project_file
+    from biorep.study import is_restored
 
     panels = []
     used = method.upper()
@@ -645,6 +656,10 @@ def embedding_map_png(out_dir: Path, setups: Sequence[SetupNumbers], *, max_poin
     for s in setups:
         r = s.runs[0]
         path = RunPaths(out_dir / "runs" / r.name).embedding("test")
+        if not path.is_file() and is_restored(out_dir / "runs" / r.name):
+            raise BenchmarkError(f"{path}: missing — run {r.name!r} was restored from the study archive "
+                                 "without embeddings or checkpoints; pass --no-map to write RESULTS.md "
+                                 "without the embedding maps, or delete the run folder and rerun to retrain it")
         if not path.is_file():
             raise BenchmarkError(f"{path}: missing (the test embeddings are written by the evaluation)")
         proj = project_file(path, label=label, method=method, max_points=max_points)
@@ -858,7 +873,48 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--report-only", action="store_true", help="write RESULTS.md from finished runs; train nothing")
     p.add_argument("--seeds", type=int, default=None, metavar="N",
                    help="run only the study's first N seeds (its folds; default: all)")
-    return p.parse_args(argv)
+    p.add_argument("--no-map", action="store_true", help="write RESULTS.md without the embedding maps")
+    p.add_argument("--archive", type=Path, default=None, metavar="DIR",
+                   help=f"the study's archive (default: {os.path.relpath(ARCHIVE, REPO)}/<name of --out>, "
+                   "committed)")
+    p.add_argument("--no-archive", action="store_true", help="neither restore from nor write to the archive")
+    p.add_argument("--archive-only", action="store_true",
+                   help="copy the finished and evaluated runs into the archive and exit (safe while the "
+                   "study runs in another process)")
+    args = p.parse_args(argv)
+    if args.archive_only and args.no_archive:
+        p.error("--archive-only and --no-archive exclude each other")
+    return args
+
+
+def merge_timings(archived: dict[str, Any], local: dict[str, Any]) -> dict[str, Any]:
+    """``timings.json`` of the archive and the study folder: per run, the local values on top."""
+    return {run: {**archived.get(run, {}), **local.get(run, {})} for run in {**archived, **local}}
+
+
+#: The study folder's own files the archive keeps beside the runs (besides study.json, results.*).
+STUDY_FILES = (TIMINGS, REFERENCE)
+
+
+def sync_archive(out: Path, archive: Path) -> list[str]:
+    """Copy the study's finished and evaluated runs (and its small files) into its archive."""
+    from biorep.study import archive_study
+
+    return archive_study(out, archive, extra_files=STUDY_FILES, merge={TIMINGS: merge_timings})
+
+
+def archiving(evaluate_fn: Callable[..., Any], after: Callable[[], Any] | None) -> Callable[..., Any]:
+    """``evaluate_fn`` that refuses a restored run (no checkpoint to evaluate), then calls ``after()``."""
+    from biorep.study import check_checkpoints
+
+    def evaluate(run_dir: Path, names: list[str] | None, options: dict[str, Any]) -> dict[str, Any]:
+        check_checkpoints(run_dir, f"evaluated ({', '.join(names or ['the default evaluations'])})")
+        result = evaluate_fn(run_dir, names, options)
+        if after is not None:
+            after()
+        return result
+
+    return evaluate
 
 
 def keep_seeds(study: Any, n: int | None) -> Any:
@@ -875,7 +931,7 @@ def keep_seeds(study: Any, n: int | None) -> Any:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     from biorep.errors import BiorepError
-    from biorep.study import expand_grid, load_study, run_study
+    from biorep.study import expand_grid, load_study, restore_study, run_study
 
     t_start = time.perf_counter()
     load_start = loadavg()
@@ -888,14 +944,30 @@ def main(argv: Sequence[str] | None = None) -> int:
             study.evaluations = list(args.evaluations)
         setups = expand_grid(study)
         out = args.out
+        archive = None if args.no_archive else (args.archive or ARCHIVE / out.resolve().name)
+        if args.archive_only:
+            print(f"{archive}: {len(sync_archive(out, archive))} finished run(s)")
+            return 0
         out.mkdir(parents=True, exist_ok=True)
+        if archive is not None:
+            restored = restore_study(archive, out, extra_files=STUDY_FILES, merge={TIMINGS: merge_timings},
+                                     study={"name": study.name, "base": base}, echo=print)
+            if restored:
+                print(f"restored {len(restored)} finished run(s) from {archive} (no checkpoints or "
+                      "embeddings: training and evaluation skip them)")
         reused = [s.name for s in setups if RunPaths(out / "runs" / s.name).summary.is_file()]
         reference = None
         if not args.report_only:
-            if not args.no_reference:
-                reference = run_reference(out, args.reference_epochs, args.reference_size)
-            train_fn, evaluate_fn = timed_runner(out)
-            run_study(study, base, out, train_fn=train_fn, evaluate_fn=evaluate_fn, only=args.only)
+            try:
+                if not args.no_reference:
+                    reference = run_reference(out, args.reference_epochs, args.reference_size)
+                train_fn, evaluate_fn = timed_runner(out)
+                after = None if archive is None else (lambda: sync_archive(out, archive))
+                run_study(study, base, out, train_fn=train_fn, evaluate_fn=archiving(evaluate_fn, after),
+                          only=args.only)
+            finally:  # also when interrupted: the finished runs are kept
+                if archive is not None:
+                    sync_archive(out, archive)
         elif not args.no_reference:
             reference = read_json(out / REFERENCE)
         if args.only:
@@ -905,14 +977,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         groups = aggregate(rows)
         pairs = comparisons(groups)
         results = args.results
-        png = embedding_map_png(out, groups, max_points=args.map_points, method=args.map_projection)
-        atomic_write_bytes(results.parent / MAP_NAME, png)
+        if not args.no_map:
+            png = embedding_map_png(out, groups, max_points=args.map_points, method=args.map_projection)
+            atomic_write_bytes(results.parent / MAP_NAME, png)
         invocation = {"finished": _dt.datetime.now().strftime("%Y-%m-%d %H:%M"), "load_start": load_start,
                       "load_end": loadavg(), "wall_s": time.perf_counter() - t_start,
                       "reused": ", ".join(reused)}
         study_path = os.path.relpath(args.study, REPO) if args.study.is_absolute() else str(args.study)
         text = render_results(groups, reference, study_path=study_path, out_dir=out, command=command,
-                              machine=machine_info(), invocation=invocation, map_name=MAP_NAME, pairs=pairs)
+                              machine=machine_info(), invocation=invocation,
+                              map_name=None if args.no_map else MAP_NAME, pairs=pairs)
         atomic_write_text(results, text)
         json_path = results.parent / RESULTS_JSON
         payload = results_json(groups, pairs, reference, study_path=study_path, invocation=invocation)
@@ -921,7 +995,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if kept is not None:
                 payload["transfer"] = kept
         write_json(json_path, payload)
-        print(f"wrote {results}, {json_path} and {results.parent / MAP_NAME}")
+        print(f"wrote {results}, {json_path}" + ("" if args.no_map else f" and {results.parent / MAP_NAME}"))
         print("\n".join(verdict(groups, reference, pairs)))
     except (BenchmarkError, BiorepError) as exc:
         print(f"error: {exc}", file=sys.stderr)

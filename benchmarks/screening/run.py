@@ -16,6 +16,11 @@ Usage:
     python benchmarks/screening/run.py --rgb --budget       # + all three channels + the budget curve
     python benchmarks/screening/run.py --gpu                # the study's protocol: 50 full epochs
     python benchmarks/screening/run.py --no-run             # only regenerate RESULTS.md / results.json
+    python benchmarks/screening/run.py --archive-only       # copy finished runs into the archive, exit
+
+A study outlives one session through its archive (``archive/<study folder>`` beside this file, to be
+committed): finished and evaluated runs are copied there after every run, and restored from there
+(where missing) before the study runs, so the next session continues where the last one stopped.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import os
 import platform
 import shlex
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +49,8 @@ CONFIGS = {
 TITLES = {"gray": "DNA channel only", "rgb": "All three channels", "budget": "Budget curve (DNA channel)"}
 PARADIGMS = ("weak", "autoencoder", "regularized", "byol")
 BENCHMARK = "benchmark.json"  # this script's record of its sessions, in each study folder
+#: Each study's archive (its runs' small files, committed) goes to ARCHIVE/<study folder name>.
+ARCHIVE = HERE / "archive"
 #: The study's protocol (GPU): 50 full epochs, batch 256, Adam 1e-4 (the configs' base), BYOL's stopping rule.
 GPU_SETS = ("train.epochs=50", "train.limit_train_batches=null", "method.pretrain_epochs=49")
 
@@ -555,6 +563,78 @@ def write_results(preps: dict[str, Any], target: Path, json_target: Path | None 
     return target
 
 
+# ----------------------------------------------------------------------------- sessions and the archive
+def merge_benchmark(archived: dict[str, Any], local: dict[str, Any]) -> dict[str, Any]:
+    """One ``benchmark.json`` from the archive's and the study folder's: the sessions of both (one per
+    start time, the local record winning), their wall times summed, the local command and timings on
+    top of the archived ones."""
+    sessions = {str(x.get("started")): x for x in archived.get("sessions", [])}
+    sessions.update({str(x.get("started")): x for x in local.get("sessions", [])})
+    ordered = [sessions[k] for k in sorted(sessions)]
+    out = {**archived, **local, "sessions": ordered,
+           "wall_time_s": sum(float(x.get("wall_time_s") or 0) for x in ordered),
+           "timings": {**archived.get("timings", {}), **local.get("timings", {})}}
+    if ordered:
+        out["started"] = ordered[0].get("started")
+    return out
+
+
+def record_session(path: Path, started: str, wall_time_s: float, timings: dict[str, Any], *, command: str,
+                   cli: str, finished: bool) -> None:
+    """Add or update this session (by its start time) in ``benchmark.json``: written after every run and
+    at the end, so a session cut off mid-study still counts."""
+    from biorep.rundir import read_json, write_json
+
+    old = read_json(path) if path.is_file() else {}
+    this = {"started": started, "wall_time_s": wall_time_s, **({} if finished else {"finished": False})}
+    sessions = [x for x in old.get("sessions", []) if x.get("started") != started] + [this]
+    sessions.sort(key=lambda x: str(x.get("started")))
+    write_json(path, {"command": command, "cli": cli, "started": sessions[0].get("started"),
+                      "sessions": sessions, "wall_time_s": sum(float(x["wall_time_s"]) for x in sessions),
+                      "timings": {**old.get("timings", {}), **timings}})
+
+
+def archive_dir(root: Path, prep: Any) -> Path:
+    """The archive of a prepared study: ``root/<study folder name>`` (``--gpu`` folders are their own)."""
+    return root / prep.out.name
+
+
+def sync_archive(prep: Any, root: Path) -> list[str]:
+    """Copy the study's finished and evaluated runs (and its small files) into its archive."""
+    from biorep.study import archive_study
+
+    return archive_study(prep.out, archive_dir(root, prep), extra_files=(BENCHMARK,),
+                         merge={BENCHMARK: merge_benchmark})
+
+
+def restore_archive(prep: Any, root: Path) -> list[str]:
+    """Restore the archived runs the study folder lacks; refuses an archive of another study."""
+    from biorep.study import restore_study
+
+    target = archive_dir(root, prep)
+    names = restore_study(target, prep.out, extra_files=(BENCHMARK,), merge={BENCHMARK: merge_benchmark},
+                          study={"name": prep.study.name, "base": prep.base}, echo=print)
+    if names:
+        print(f"restored {len(names)} finished run(s) of {prep.study.name!r} from {rel(target)} (no "
+              "checkpoints or embeddings: training and evaluation skip them)", flush=True)
+    return names
+
+
+def archiving_evaluate(prep: Any, after: Any) -> Any:
+    """``evaluate_fn`` for :func:`run_prepared`: refuses a restored run (no checkpoint to evaluate),
+    evaluates, then calls ``after()`` (archive the run, record the session)."""
+    from biorep.evaluate.run import evaluate_run
+    from biorep.study import check_checkpoints
+
+    def evaluate(run_dir: Path, names: list[str] | None, options: dict[str, Any]) -> dict[str, Any]:
+        check_checkpoints(run_dir, f"evaluated ({', '.join(names or ['the default evaluations'])})")
+        result = evaluate_run(run_dir, names=names, options=options)
+        after()
+        return result
+
+    return evaluate
+
+
 # ----------------------------------------------------------------------------- main
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -574,9 +654,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--no-results", action="store_true", help="run, but do not write RESULTS.md / results.json")
     ap.add_argument("--no-run", action="store_true", help="only regenerate RESULTS.md from finished studies")
     ap.add_argument("--no-report", action="store_true", help="skip the HTML comparison reports")
+    ap.add_argument("--archive", type=Path, default=ARCHIVE, metavar="DIR",
+                    help="each study's archive goes to DIR/<study folder name> (default: "
+                    f"{rel(ARCHIVE)}, committed)")
+    ap.add_argument("--no-archive", action="store_true", help="neither restore from nor write to the archive")
+    ap.add_argument("--archive-only", action="store_true",
+                    help="copy the finished and evaluated runs into the archive and exit (safe while the "
+                    "study runs in another process)")
     args = ap.parse_args(argv)
+    if args.archive_only and args.no_archive:
+        ap.error("--archive-only and --no-archive exclude each other")
 
-    from biorep.rundir import read_json, write_json
+    from biorep.errors import RunDirError
+    from biorep.study import is_restored
     from biorep.study.session import prepare_study, run_prepared
 
     kinds = ["budget"] if args.only_budget else ["gray", *(["rgb"] if args.rgb else []),
@@ -585,20 +675,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     suffix = "-e50" if args.gpu else ""
     preps = {k: prepare_study(CONFIGS[k], sets, out=args.out_root / (CONFIGS[k].stem + suffix), only=args.only)
              for k in kinds}
+    archive = None if args.no_archive else args.archive
+    try:
+        for prep in preps.values():
+            if args.archive_only:
+                names = sync_archive(prep, args.archive)
+                print(f"{rel(archive_dir(args.archive, prep))}: {len(names)} finished run(s) of "
+                      f"{prep.study.name!r}")
+            elif archive is not None:
+                restore_archive(prep, archive)
+    except RunDirError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.archive_only:
+        return 0
     if not args.no_run:
+        words = [rel(sys.argv[0]), *(argv if argv is not None else sys.argv[1:])]
+        command = " ".join(["python", *map(shlex.quote, words)])
         for prep in preps.values():
             started = dt.datetime.now().isoformat(timespec="seconds")
-            result = run_prepared(prep, report=not args.no_report, echo=lambda msg: print(msg, flush=True))
-            cli = " ".join(["biorep study", shlex.quote(rel(prep.config)), "--out", shlex.quote(rel(prep.out)),
-                            *(f"--set {shlex.quote(s)}" for s in sets)])
-            path = prep.out / BENCHMARK
-            old = read_json(path) if path.is_file() else {}
-            sessions = [*old.get("sessions", []), {"started": started, "wall_time_s": result.wall_time_s}]
-            words = [rel(sys.argv[0]), *(argv if argv is not None else sys.argv[1:])]
-            write_json(path, {"command": " ".join(["python", *map(shlex.quote, words)]), "cli": cli,
-                              "started": sessions[0]["started"], "sessions": sessions,
-                              "wall_time_s": sum(x["wall_time_s"] for x in sessions),
-                              "timings": {**old.get("timings", {}), **result.timings}})
+            t0 = time.perf_counter()
+            cli = " ".join(["biorep study", shlex.quote(rel(prep.config)), "--out",
+                            shlex.quote(rel(prep.out)), *(f"--set {shlex.quote(s)}" for s in sets)])
+
+            def save(timings: dict[str, Any], finished: bool) -> None:
+                record_session(prep.out / BENCHMARK, started, time.perf_counter() - t0, timings,
+                               command=command, cli=cli, finished=finished)
+                if archive is not None:
+                    sync_archive(prep, archive)
+
+            result = None
+            try:
+                result = run_prepared(prep, report=not args.no_report,
+                                      echo=lambda msg: print(msg, flush=True),
+                                      evaluate_fn=archiving_evaluate(prep, lambda: save({}, False)))
+            finally:  # also when interrupted: the session so far and the finished runs are kept
+                save(result.timings if result is not None else {}, result is not None)
+            restored = [s.name for s in prep.setups if is_restored(prep.out / "runs" / s.name)]
+            if restored and not args.no_report:
+                print(f"note: {len(restored)} run(s) restored from the archive have no embeddings; the HTML "
+                      "report has no embedding maps for them", flush=True)
     if args.no_results:
         return 0
     path = write_results(preps, args.results, args.json)

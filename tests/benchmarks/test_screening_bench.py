@@ -115,3 +115,38 @@ def test_run_py_uses_only_library_calls() -> None:
     src = RUN_PY.read_text()
     assert "biorep.cli" not in src
     assert '"summary.json"' not in src and "os.replace" not in src
+
+
+def test_results_from_a_restored_archive(bench, tmp_path: Path) -> None:
+    """A study archived in one session and restored in the next gives the same results."""
+    from biorep.study import is_restored
+    from biorep.study.session import prepare_study
+
+    first = prepare_study(bench.CONFIGS["gray"], out=tmp_path / "session1" / "screening-16")
+    _fake_study(first)
+    archive = tmp_path / "archive"
+    assert len(bench.sync_archive(first, archive)) == len(first.setups)
+    second = prepare_study(bench.CONFIGS["gray"], out=tmp_path / "session2" / "screening-16")
+    assert len(bench.restore_archive(second, archive)) == len(first.setups)
+    assert all(is_restored(second.out / "runs" / s.name) for s in second.setups)
+    bench.write_results({"gray": first}, tmp_path / "a" / "RESULTS.md")
+    bench.write_results({"gray": second}, tmp_path / "b" / "RESULTS.md")
+    a, b = (json.loads((tmp_path / d / "results.json").read_text())["configurations"]["gray"] for d in "ab")
+    assert a["setups"] == b["setups"] and a["findings"] == b["findings"]
+
+
+def test_sessions_of_both_sides_are_kept(bench, tmp_path: Path) -> None:
+    path = tmp_path / "benchmark.json"
+    bench.record_session(path, "2026-12-02T10:00:00", 60.0, {"r1": {"train_s": 1.0}}, command="c", cli="x",
+                         finished=False)
+    bench.record_session(path, "2026-12-02T10:00:00", 120.0, {}, command="c", cli="x", finished=True)
+    local = json.loads(path.read_text())
+    assert local["sessions"] == [{"started": "2026-12-02T10:00:00", "wall_time_s": 120.0}]
+    archived = {"command": "old", "started": "2026-12-01T08:00:00", "wall_time_s": 30.0,
+                "sessions": [{"started": "2026-12-01T08:00:00", "wall_time_s": 30.0, "finished": False}],
+                "timings": {"r0": {"train_s": 2.0}}}
+    merged = bench.merge_benchmark(archived, local)
+    assert [s["started"] for s in merged["sessions"]] == ["2026-12-01T08:00:00", "2026-12-02T10:00:00"]
+    assert merged["wall_time_s"] == pytest.approx(150.0) and merged["started"] == "2026-12-01T08:00:00"
+    assert merged["command"] == "c" and set(merged["timings"]) == {"r0", "r1"}
+    assert bench.merge_benchmark(merged, local) == merged  # merging again changes nothing

@@ -1,5 +1,6 @@
-"""Grids of runs (e.g. the screening study's 16 setups), results tables, folds and their reports."""
+"""Grids of runs (e.g. the screening study's 16 setups), results tables, folds, their reports and archives."""
 
+from biorep.study.archive import archive_study, check_checkpoints, is_restored, restore_study
 from biorep.study.folds import (
     CANNOT_TELL,
     DOES_NOT_HOLD,
@@ -31,12 +32,16 @@ __all__ = [
     "StudyResult",
     "Task",
     "aggregate_folds",
+    "archive_study",
+    "check_checkpoints",
     "compare_folds",
     "expand_grid",
     "flatten",
     "fold_values",
+    "is_restored",
     "load_study",
     "prepare_study",
+    "restore_study",
     "results_table",
     "run_prepared",
     "run_row",

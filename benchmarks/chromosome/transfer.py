@@ -153,7 +153,8 @@ def transfer_study(source: Path, lab: dict[str, Any], out_dir: Path, overrides: 
     base["data"]["dataset"] = str((out_dir / LAB_DIR / MANIFEST).resolve())
     base["data"]["split"] = {"val": 0.2, "seed": 0, "holdout": list(lab["test_cases"])}
     base["data"]["geometry"].update(scale=round(float(rec.geometry.scale), 6),
-                                    pixel_size=round(1.0 / lab["settings"]["scale"], 6), size=int(rec.size))
+                                    pixel_size=round(1.0 / lab["settings"]["scale"], 6),
+                                    size=list(rec.size) if isinstance(rec.size, (list, tuple)) else int(rec.size))
     base["model"]["backbone"] = read_yaml(RunPaths(source).config)["model"]["backbone"]
     for item in overrides:
         key, _, raw = item.partition("=")

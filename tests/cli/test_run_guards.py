@@ -116,3 +116,12 @@ def test_unfinished_runs_are_refused_unless_allowed(verb: str, karyotype_copy: P
         code, _, err = cli(verb, karyotype_copy, *extra, "--allow-unfinished")
     assert code == 0, err
     assert "interrupted before it finished training" in caplog.text and f"`{verb}` uses its latest" in caplog.text
+
+
+def test_a_run_without_checkpoints_says_it_was_restored(karyotype_copy: Path, cli: Callable) -> None:
+    """A run restored from a study archive (results, no checkpoints/) names that, not a missing epoch."""
+    import shutil
+
+    shutil.rmtree(karyotype_copy / "checkpoints")
+    code, _, err = cli("evaluate", karyotype_copy, "--only", "classification")
+    assert code == 2 and "no checkpoints/ folder" in err and "restored from a study archive" in err

@@ -89,6 +89,9 @@ def load_run(
     data = read_data(run)
     order = {"auto": [paths.best, paths.last], "best": [paths.best], "last": [paths.last]}[checkpoint]
     path = next((p for p in order if p.is_file()), None)
+    if path is None and paths.summary.is_file() and not paths.checkpoints.is_dir():
+        raise RunDirError(f"{run}: has results but no checkpoints/ folder — a run restored from a study "
+                          "archive keeps only its result files; train it again to get a model")
     if path is None:
         names = {"auto": [BEST, LAST], "best": [BEST], "last": [LAST]}[checkpoint]
         raise RunDirError(f"{paths.checkpoints}: no {' or '.join(names)} — did the run finish an epoch?")

@@ -239,6 +239,13 @@ def timed_runner(out_dir: Path) -> tuple[Callable[..., Any], Callable[..., Any]]
 
 
 # ----------------------------------------------------------------------------- the reference loop
+def _hw_text(size: Any) -> str:
+    """``96 × 48`` for ``[96, 48]``, ``64 × 64`` for ``64``."""
+    if isinstance(size, (list, tuple)):
+        return f"{size[0]} × {size[1]}"
+    return f"{size} × {size}"
+
+
 def reference_command(out_json: Path, epochs: int, size: int) -> list[str]:
     """The command line that runs the reference loop."""
     return [sys.executable, str(HERE / "reference_loop.py"), "--epochs", str(epochs), "--size", str(size),
@@ -722,7 +729,7 @@ def render_results(
         f"- Seeds: {', '.join(seeds) if seeds else 'one run per setup'} (train.seed; the split is the same for "
         "every run). Every accuracy is the mean over the seeds; its 95 % CI is a bootstrap "
         f"({N_BOOT} resamples) over the held-out cases (all crops of a case together).",
-        f"- Input: {geo.get('mode', cfg['data']['geometry']['mode'])} {data.get('size')} × {data.get('size')} px, "
+        f"- Input: {geo.get('mode', cfg['data']['geometry']['mode'])} {_hw_text(data.get('size'))} px (height × width), "
         f"one common scale {scale if scale is None else f'{float(scale):.4f}'} (relative sizes kept), "
         f"augmentation {describe_augment(cfg['views']['augment'])}, crops `{cfg['views']['crops']}`.",
         f"- Schedule (every run): up to {tr['epochs']} epochs, batch {tr['batch_size']}, {tr['optimizer']} lr "

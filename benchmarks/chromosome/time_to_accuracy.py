@@ -135,7 +135,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="KEY=VALUE for every run")
     ap.add_argument("--results", type=Path, default=HERE / "RESULTS_time.md",
                     help="where to write the results (results_time.json beside it); exploratory runs go elsewhere")
+    ap.add_argument("--report-only", action="store_true",
+                    help="rewrite the results from the results_time.json beside --results; train nothing")
     args = ap.parse_args(argv)
+    if args.report_only:
+        doc = read_json(args.results.with_name("results_time.json"))
+        write_results(doc["runs"], doc["reference"], tuple(doc["load_at_start"]), args.results, args.recipe)
+        return 0
     args.out.mkdir(parents=True, exist_ok=True)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -175,8 +181,9 @@ def write_results(results: dict[str, Any], ref: dict[str, Any] | None, load: tup
         lines += [f"Reference loop (hand-written timm ResNet-18, 8 epochs, fp32, trains on train+val): "
                   f"**{100 * ref_acc:.2f} %** in {ref['train_time_s'] / 60:.1f} min.", ""]
     for name, r in results.items():
+        changes = ", ".join(f"`{o}`" for o in r.get("overrides", [])) or "the recipe as it is"
         lines += [f"## {name} (precision {r['precision']}, {r['images_per_s']:.0f} img/s, "
-                  f"{r['wall_min']:.1f} min wall)", "",
+                  f"{r['wall_min']:.1f} min wall)", "", f"Recipe changes: {changes}.", "",
                   "| epoch | train min | val acc | test acc (95 % CI) |", "|---|---|---|---|"]
         for row in r["rows"]:
             val = "—" if row["val_acc"] is None else f"{row['val_acc']:.4f}"

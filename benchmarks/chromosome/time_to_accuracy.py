@@ -173,7 +173,8 @@ def write_results(results: dict[str, Any], ref: dict[str, Any] | None, load: tup
         f"Generated {dt.date.today()} by `python benchmarks/chromosome/time_to_accuracy.py`; torch "
         f"{torch.__version__}; {torch.get_num_threads()} torch thread(s); load average at start {load[0]:.2f} "
         f"(1 min). Recipe: `{_rel(recipe)}`. Test accuracy per epoch with a 95 % CI over held-out cases; "
-        "minutes are training time (evaluation excluded).",
+        "minutes are training time (evaluation excluded). The clock scores the network alone, without the "
+        "recipe's test-time flips (`model.tta`) that `biorep evaluate` applies.",
         "",
     ]
     ref_acc = None if ref is None else float(ref["test_accuracy"])

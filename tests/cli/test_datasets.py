@@ -195,3 +195,12 @@ def test_acceptance_bbbc021(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0 and info["n_samples"] == 4912 and info["n_classes"] == 2 and info["n_groups"] == 3
     assert info["class_counts"] == {"control": 2456, "treated": 2456} and info["channels"] == 3
     assert info["dtype"] == "uint16" and info["orig_height"] == {"min": 68, "median": 68.0, "max": 68}
+
+
+def test_show_on_a_tall_canvas(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    for i in range(3):
+        _png(tmp_path / "imgs" / "alpha" / f"{i}.png", h=30 + i)
+    code, out, _ = run(capsys, "datasets", "show", str(tmp_path / "imgs"), "--size", "48x24")
+    assert code == 0 and "48×24 px" in " ".join(out.split())
+    code, _, err = run(capsys, "datasets", "show", str(tmp_path / "imgs"), "--size", "48xten")
+    assert code == 2 and "size" in err and "whole numbers" in err

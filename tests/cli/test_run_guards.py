@@ -125,3 +125,26 @@ def test_a_run_without_checkpoints_says_it_was_restored(karyotype_copy: Path, cl
     shutil.rmtree(karyotype_copy / "checkpoints")
     code, _, err = cli("evaluate", karyotype_copy, "--only", "classification")
     assert code == 2 and "no checkpoints/ folder" in err and "restored from a study archive" in err
+
+
+def test_changing_tta_on_a_finished_run_recomputes_the_cached_logits(karyotype_copy: Path, cli: Callable) -> None:
+    """model.tta may be edited on a finished run: evaluate must not reuse logits cached without it."""
+    import numpy as np
+    import torch
+    import yaml
+
+    code, _, err = cli("evaluate", karyotype_copy, "--only", "classification")
+    assert code == 0, err
+    cfg_path = karyotype_copy / "config.yaml"
+    cfg = yaml.safe_load(cfg_path.read_text())
+    cfg["model"]["tta"] = ["hflip"]
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    code, _, err = cli("evaluate", karyotype_copy, "--only", "classification")
+    assert code == 0, err
+    run = load_run(karyotype_copy)
+    assert run.config.model.tta == ["hflip"]
+    ds = run.dataset()
+    idx = np.asarray(run.splits.test)
+    expected = run.model.classify(torch.from_numpy(np.asarray(ds.images[idx]))).numpy()
+    (stored,) = [np.load(p) for p in (karyotype_copy / "embeddings").glob("test*.logits.npy")]
+    np.testing.assert_allclose(stored, expected, atol=1e-4)

@@ -259,3 +259,7 @@ def test_resume_may_change_inference_only_model_fields(tmp_path: Path) -> None:
     assert resume_changes(saved, new, tmp_path) == ["model.tta: [] → ['hflip']", "train.epochs: 2 → 3"]
     with pytest.raises(RunDirError, match="model.backbone"):
         resume_changes(saved, {**new, "model": {"backbone": "resnet50", "tta": []}}, tmp_path)
+    # one-cycle's total steps are fixed at the start: more epochs on resume would crash torch's scheduler
+    cyc = {**saved, "train": {"epochs": 2, "scheduler": "onecycle"}}
+    with pytest.raises(RunDirError, match="onecycle"):
+        resume_changes(cyc, {**cyc, "train": {"epochs": 3, "scheduler": "onecycle"}}, tmp_path)

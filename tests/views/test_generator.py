@@ -100,3 +100,13 @@ def test_cpu_chunking_gives_the_same_views_for_the_same_boxes() -> None:
     for a, b in zip(whole(x, boxes=boxes), chunked(x, boxes=boxes), strict=True):
         assert a.shape == (10, 2, 32, 32)
         torch.testing.assert_close(a, b)
+
+
+def test_quarter_turns_on_a_tall_canvas_are_refused_at_build_time() -> None:
+    from biorep.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"rot90 with k \[1, 3\].*square data.geometry.size, got 32×16"):
+        build_views(ViewsConfig(augment=[{"op": "rot90"}]), size=(32, 16))
+    views = build_views(ViewsConfig(augment=[{"op": "rot90", "k": [0, 2]}]), size=(32, 16), seed=0)
+    assert views(torch.rand(4, 1, 32, 16))[0].shape == (4, 1, 32, 16)
+    build_views(ViewsConfig(augment=[{"op": "rot90"}]), size=32)  # square: every quarter turn is fine

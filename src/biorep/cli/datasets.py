@@ -97,7 +97,7 @@ def show_cmd(
     label: Optional[str] = typer.Option(None, "--label", help="Label column (default: the data set's)."),
     group: Optional[str] = typer.Option(None, "--group", help="Grouping column (default: the data set's)."),
     path_column: str = typer.Option("path", "--path-column", help="Manifest column holding image paths."),
-    size: Optional[int] = typer.Option(None, "--size", help="Canvas size in pixels (default 64)."),
+    size: Optional[str] = typer.Option(None, "--size", help="Canvas size in pixels: N or HxW, e.g. 96x48 (default 64)."),
     geometry: Optional[str] = typer.Option(None, "--geometry", help="canvas | resize | none."),
     option: list[str] = typer.Option([], "--option", "-o", help="Data set option KEY=VALUE (repeatable)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar on stderr while decoding."),
@@ -110,7 +110,8 @@ def show_cmd(
 
     geo: dict[str, Any] = {}
     if size is not None:
-        geo["size"] = size
+        parts = size.lower().replace("×", "x").split("x")
+        geo["size"] = parts[0] if len(parts) == 1 else parts  # validated (and named) by GeometryConfig
     if geometry is not None:
         geo["mode"] = geometry
     cfg = _config(dataset=dataset, root=data_root, label=label, group=group, path_column=path_column,
@@ -128,6 +129,8 @@ def _print_summary(info: dict[str, Any]) -> None:
     head.add_column(style="bold")
     head.add_column()
     h, w = info.get("orig_height", {}), info.get("orig_width", {})
+    from biorep.data.geometry import size_label
+
     rows = [
         ("samples", f"{info['n_samples']:,}"),
         ("label column", str(info["label_column"])),
@@ -137,7 +140,7 @@ def _print_summary(info: dict[str, Any]) -> None:
         ("channels", f"{info['channels']} × {info['dtype']}"),
         ("original height", f"{h.get('min')}–{h.get('max')} px (median {h.get('median')})" if h else "-"),
         ("original width", f"{w.get('min')}–{w.get('max')} px (median {w.get('median')})" if w else "-"),
-        ("cached as", f"{info['size']}×{info['size']} px, background {info['background']:g}"
+        ("cached as", f"{size_label(info['size'])}, background {info['background']:g}"
          + (f", scale {info['scale']:.3f}" if info.get("scale") else "")
          + (f", {info['n_shrunk']} shrunk to fit" if info.get("n_shrunk") else "")),
         ("metadata", ", ".join(info["metadata_columns"])),

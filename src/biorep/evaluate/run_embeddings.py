@@ -52,7 +52,8 @@ def embedding_paths(out_dir: Path, stem: str) -> dict[str, Path]:
 
 def _fingerprint(run: LoadedRun, ds: ImageDataset, idx: np.ndarray) -> dict[str, Any]:
     return {"checkpoint": run.checkpoint.name, "dataset": ds.name, "dataset_key": ds.info.get("key"),
-            "n": int(len(idx)), "classes": list(run.classes) if has_classifier(run) else None}
+            "n": int(len(idx)), "classes": list(run.classes) if has_classifier(run) else None,
+            **({"tta": list(run.config.model.tta)} if run.config.model.tta else {})}
 
 
 def _owner(run: LoadedRun) -> str:

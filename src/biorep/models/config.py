@@ -21,7 +21,8 @@ class ModelConfig(BaseModel):
     ``tta``: test-time augmentation of class predictions (``evaluate``, ``karyotype``, ``predict``):
     the class probabilities of the image and of each listed flip are averaged (``hflip`` suits
     upright chromosome crops, which training flips left-right too; ``vflip`` swaps their arms). Only
-    inference changes: it may be set or changed on a finished run, and on ``--resume``.
+    inference changes: it may be set or changed on a finished run, and on ``--resume``. The per-epoch
+    ``val/acc`` of training (best checkpoint, early stopping) scores the network alone, without flips.
 
     Example:
         >>> ModelConfig(backbone="resnet18", kwargs={"drop_path_rate": 0.1}).backbone

@@ -195,10 +195,18 @@ def _resample_pos_embed(module: nn.Module, src: torch.Tensor, dst: torch.Tensor)
 
     n_prefix = 0 if getattr(module, "no_embed_class", False) else int(getattr(module, "num_prefix_tokens", 1))
     grid = dst.shape[1] - n_prefix
-    side = int(round(grid**0.5))
-    if side * side != grid or src.ndim != 3:
-        return None
-    return resample_abs_pos_embed(src, new_size=[side, side], num_prefix_tokens=n_prefix)
+    new_size = getattr(getattr(module, "patch_embed", None), "grid_size", None)  # (rows, cols) of this canvas
+    if new_size is None or int(new_size[0]) * int(new_size[1]) != grid:
+        side = int(round(grid**0.5))
+        if side * side != grid:
+            return None
+        new_size = (side, side)
+    old_grid = src.shape[1] - n_prefix
+    old_side = int(round(old_grid**0.5))
+    if src.ndim != 3 or old_side * old_side != old_grid:
+        return None  # the source's grid is not square: its rows × cols are unknown here
+    return resample_abs_pos_embed(src, new_size=[int(new_size[0]), int(new_size[1])],
+                                  old_size=[old_side, old_side], num_prefix_tokens=n_prefix)
 
 
 def load_weights(module: nn.Module, path: str | Path, *, strict: bool = True) -> LoadReport:

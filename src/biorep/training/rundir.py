@@ -123,5 +123,11 @@ def resume_changes(saved: dict[str, Any], new: dict[str, Any], source: Path) -> 
                     f"keeps its data, views, model, method and optimiser — start a new run (another --out) "
                     "instead"
                 )
+            if key == "train.epochs" and (saved.get("train") or {}).get("scheduler") == "onecycle":
+                raise RunDirError(
+                    f"{source}: cannot --resume with train.epochs changed ({old!r} → {new_value!r}) under "
+                    "train.scheduler onecycle: its schedule is fixed by the run's total steps (start a new "
+                    "run, or --init-from this one with the new epochs)"
+                )
             allowed.append(f"{key}: {old!r} → {new_value!r}")
     return allowed

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from biorep.data.geometry import Size, as_hw, as_size
+from biorep.errors import ConfigError
 from biorep.views.config import ViewsConfig, build_crops, build_ops
 from biorep.views.crops import CropStrategy, crop_resize
 from biorep.views.ops import Augment
@@ -136,6 +137,13 @@ def build_views(
         >>> build_views(ViewsConfig(), 64).n_crops(2)
         2
     """
-    return ViewGenerator(
-        Augment(build_ops(cfg.augment)), build_crops(cfg.crops), size, seed=seed, chunk_size=chunk_size
-    )
+    ops = build_ops(cfg.augment)
+    h, w = as_hw(size)
+    for op in ops:
+        odd = [k for k in getattr(op.params, "k", []) if op.name == "rot90" and k % 2]
+        if odd and h != w:
+            raise ConfigError(
+                f"views.augment rot90 with k {odd} (quarter turns) needs a square data.geometry.size, got "
+                f"{h}×{w}; use k: [0, 2] or a square canvas"
+            )
+    return ViewGenerator(Augment(ops), build_crops(cfg.crops), size, seed=seed, chunk_size=chunk_size)

@@ -212,6 +212,14 @@ def _sync_study_file(archived: Path, local: Path, merge: Merge | None, *, to_arc
     return True
 
 
+def _run_folders(folder: Path) -> list[Path]:
+    """The run folders under ``folder/runs/`` (sorted; hidden staging folders left out)."""
+    runs = folder / RUNS
+    if not runs.is_dir():
+        return []
+    return [d for d in sorted(runs.iterdir()) if d.is_dir() and not d.name.startswith(".")]
+
+
 def archive_study(
     study_dir: str | Path,
     archive_dir: str | Path,
@@ -234,10 +242,7 @@ def archive_study(
     if (study_dir / STUDY).is_file():
         check_same_study(archive_dir, read_json(study_dir / STUDY), study_dir)
     names = []
-    runs = study_dir / RUNS
-    for run_dir in sorted(runs.iterdir()) if runs.is_dir() else []:
-        if not run_dir.is_dir() or run_dir.name.startswith("."):
-            continue
+    for run_dir in _run_folders(study_dir):
         files = run_files(run_dir)
         if files:
             _write_run(files, archive_dir / RUNS / run_dir.name)
@@ -276,10 +281,7 @@ def restore_study(
     if (study_dir / STUDY).is_file():
         check_same_study(archive_dir, read_json(study_dir / STUDY), study_dir)
     restored, kept = [], []
-    runs = archive_dir / RUNS
-    for src in sorted(runs.iterdir()) if runs.is_dir() else []:
-        if not src.is_dir() or src.name.startswith("."):
-            continue
+    for src in _run_folders(archive_dir):
         target = study_dir / RUNS / src.name
         if target.exists():
             if run_state(target) != "done":

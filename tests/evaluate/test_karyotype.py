@@ -108,3 +108,13 @@ def test_registry_adapter_with_logits_and_extra_class() -> None:
     res = run_evaluation("karyotype", ctx, max_cost_per_crop=5.0)
     assert res.summary["n_scored"] == 92 and len(res.table) == 92
     assert res.summary["accuracy_assigned"] >= res.summary["accuracy_argmax"]
+
+
+def test_non_finite_probabilities_are_one_clear_error() -> None:
+    """A diverged run (NaN logits) is named, not a scipy error from inside the assignment."""
+    from biorep.errors import DataError
+
+    probs, meta = _noisy_karyotypes(2, seed=0)
+    probs[3] = np.nan
+    with pytest.raises(DataError, match="not finite .* for 1 of 92 crops"):
+        assemble_karyotypes(probs, meta, CLASSES, label_column="chromosome")

@@ -138,6 +138,11 @@ def assemble_karyotypes(
     if probs.ndim != 2 or len(probs) != len(meta) or probs.shape[1] != len(classes):
         raise DataError(f"karyotype: probabilities {probs.shape} do not match {len(meta)} crops × "
                         f"{len(classes)} classes")
+    if not np.isfinite(probs).all():
+        bad = int((~np.isfinite(probs)).any(axis=1).sum())
+        raise DataError(f"karyotype: the classifier's probabilities are not finite (NaN/inf) for {bad} of "
+                        f"{len(probs)} crops — the run's weights diverged; retrain it (lower train.lr, or "
+                        "train.precision 32)")
     require_columns(meta, [karyogram_column] + ([label_column] if label_column else []))
     cols = chromosome_columns(classes, aliases)
     chrom_cols = np.array([cols[c] for c in CHROMOSOMES])

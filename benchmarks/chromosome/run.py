@@ -845,7 +845,9 @@ def render_results(
         "```", "",
     ]
     if reference is not None:
-        lines += ["The reference loop, in the same invocation:", "", "```", reference.get("command", "?"), "```", ""]
+        where = (f"measured by an earlier invocation ({reference['source']}) on this machine and reused"
+                 if reference.get("source") else "in the same invocation")
+        lines += [f"The reference loop, {where}:", "", "```", reference.get("command", "?"), "```", ""]
     lines += [
         "## Machine", "",
         f"- {machine['nproc']} cores ({machine['cpu']})" + (f", GPU {machine['gpu']}" if machine.get("gpu") else ", no GPU"),
@@ -924,15 +926,19 @@ def archiving(evaluate_fn: Callable[..., Any], after: Callable[[], Any] | None) 
     return evaluate
 
 
-def keep_seeds(study: Any, n: int | None) -> Any:
-    """A copy of ``study`` with only its first ``n`` seeds (folds); ``None`` keeps them all."""
+def first_seeds(study: Any, n: int | None) -> set[str] | None:
+    """The names of the study's runs in its first ``n`` seeds (folds); ``None`` for all of them.
+
+    The study itself is left whole (its ``study.json`` stays the same), so a study folder that holds
+    all seeds can be run or reported a seed at a time."""
+    from biorep.study import expand_grid
+
     if n is None:
-        return study
+        return None
     if n < 1:
         raise BenchmarkError("--seeds must be at least 1")
-    study = study.model_copy(deep=True)
-    study.folds = list(study.folds[:n])
-    return study
+    kept = {str(f["label"]) for f in study.folds[:n]}
+    return {s.name for s in expand_grid(study) if s.fold in kept}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -946,10 +952,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                           *(argv if argv is not None else sys.argv[1:])])
     try:
         study, base = load_study(args.study, args.overrides)
-        study = keep_seeds(apply_study_overrides(study, args.overrides), args.seeds)
+        study = apply_study_overrides(study, args.overrides)
+        chosen = first_seeds(study, args.seeds)
         if args.evaluations:
             study.evaluations = list(args.evaluations)
-        setups = expand_grid(study)
+        setups = [s for s in expand_grid(study) if chosen is None or s.name in chosen]
+        only = args.only or (None if chosen is None else [s.name for s in setups])
         out = args.out
         archive = None if args.no_archive else (args.archive or ARCHIVE / out.resolve().name)
         if args.archive_only:
@@ -971,7 +979,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 train_fn, evaluate_fn = timed_runner(out)
                 after = None if archive is None else (lambda: sync_archive(out, archive))
                 run_study(study, base, out, train_fn=train_fn, evaluate_fn=archiving(evaluate_fn, after),
-                          only=args.only)
+                          only=only)
             finally:  # also when interrupted: the finished runs are kept
                 if archive is not None:
                     sync_archive(out, archive)

@@ -169,11 +169,15 @@ def test_results_from_fake_runs(bench, tmp_path: Path) -> None:
     json.dumps(out)  # machine-readable as it is
 
 
-def test_seeds_option_keeps_the_first_seeds(bench) -> None:
-    assert [f["label"] for f in bench.keep_seeds(study(), 1).folds] == ["s0"]
-    assert len(bench.keep_seeds(study(), None).folds) == 2
+def test_seeds_option_picks_the_first_seeds_runs_of_the_whole_study(bench) -> None:
+    whole = study()
+    chosen = bench.first_seeds(whole, 1)
+    assert chosen and all(name.endswith("@s0") for name in chosen)
+    assert len(chosen) == len(expand_grid(whole)) // 2
+    assert len(whole.folds) == 2  # the study itself stays whole: its study.json does not change
+    assert bench.first_seeds(whole, None) is None
     with pytest.raises(bench.BenchmarkError):
-        bench.keep_seeds(study(), 0)
+        bench.first_seeds(whole, 0)
 
 
 def test_missing_numbers_fail_loudly(bench, tmp_path: Path) -> None:

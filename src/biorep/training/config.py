@@ -73,6 +73,11 @@ class TrainConfig(BaseModel):
     min_lr: float = Field(0.0, ge=0)
     warmup_epochs: float = Field(0.0, ge=0, description="linear warm-up (warmup_cosine, onecycle)")
     backbone_lr_scale: float = Field(1.0, gt=0, description="backbone lr = lr x this, e.g. 0.1 to fine-tune")
+    ema_decay: float | None = Field(
+        None, gt=0, lt=1,
+        description="keep an exponential moving average of the weights (e.g. 0.998, warmed up as timm's) and "
+        "validate, checkpoint and evaluate it instead of the last weights",
+    )
     seed: int = 0
     deterministic: bool = False
     precision: Literal["auto", "32", "16-mixed", "bf16-mixed"] = Field(

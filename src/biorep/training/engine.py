@@ -40,6 +40,7 @@ from biorep.rundir import (
     write_yaml,
 )
 from biorep.training.callbacks import MetricsCSV, ResourceMonitor
+from biorep.training.ema import WeightEMA
 from biorep.training.checkpointing import AtomicCheckpointIO, LastCheckpoint, check_checkpoint
 from biorep.training.config import RunConfig
 from biorep.training.progress import LineProgress, resolve_progress
@@ -299,6 +300,8 @@ def build_trainer(
         cbs.append(RichProgressBar())
     elif progress == "lines":
         cbs.append(LineProgress(every_s=tc.progress_every_minutes * 60))
+    if tc.ema_decay is not None:
+        cbs.append(WeightEMA(tc.ema_decay))
     cbs += list(extra) + [best_cb, last_cb]
     with quiet_lightning():
         trainer = L.Trainer(

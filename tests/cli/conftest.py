@@ -44,16 +44,32 @@ def _train(raw: dict[str, Any], out: Path) -> Path:
 _TRAIN = {"batch_size": 32, "accelerator": "cpu", "devices": 1, "tracemalloc": False, "progress": False}
 
 
-@pytest.fixture(scope="session")
-def karyotype_run(cli_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _train({
+def karyotype_config(seed: int = 0, split_seed: int = 0, epochs: int = 20) -> dict[str, Any]:
+    """The config of ``karyotype_run`` (another ``seed``, split or length for tests that need more runs)."""
+    return {
         "data": {"dataset": "synthetic-karyotype", "options": {"n_karyograms": 8, "seed": 0, "size": 32},
-                 "geometry": {"mode": "canvas", "size": 32}, "split": {"test": 0.34, "val": 0.0, "seed": 0}},
+                 "geometry": {"mode": "canvas", "size": 32},
+                 "split": {"test": 0.34, "val": 0.0, "seed": split_seed}},
         "views": {"augment": "none", "crops": "one"},
         "model": {"backbone": "simple_cnn"},
         "method": {"name": "supervised"},
-        "train": {"epochs": 20, "lr": 2e-3, **_TRAIN},
-    }, tmp_path_factory.mktemp("runs") / "karyo")
+        "train": {"epochs": epochs, "lr": 2e-3, "seed": seed, **_TRAIN},
+    }
+
+
+@pytest.fixture(scope="session")
+def karyotype_run(cli_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _train(karyotype_config(), tmp_path_factory.mktemp("runs") / "karyo")
+
+
+@pytest.fixture(scope="session")
+def train_karyotype(cli_cache: Path) -> Callable[..., Path]:
+    """``train_karyotype(out, **karyotype_config kwargs)`` trains another small karyotype run."""
+
+    def run(out: Path, **kwargs: Any) -> Path:
+        return _train(karyotype_config(**kwargs), out)
+
+    return run
 
 
 @pytest.fixture(scope="session")

@@ -52,6 +52,7 @@ VERB_MODULES = [
     "predict",
     "evaluate",
     "karyotype",
+    "ensemble",
     "review",
     "report",
     "study",

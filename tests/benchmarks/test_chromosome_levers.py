@@ -1,0 +1,69 @@
+"""The levers benchmark's LEVERS.md on fake run directories (no training): paired verdicts, seeds, ensemble."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .conftest import BENCHMARKS, script_module
+from .test_chromosome_bench import N_CASES, N_CROPS, fake_run
+
+ACC = {"base": 0.80, "base-s1": 0.81, "base-s2": 0.79, "ema": 0.93, "no-smoothing": 0.70}
+
+
+@pytest.fixture(scope="module")
+def levers():
+    with script_module(BENCHMARKS / "chromosome" / "levers.py", "chromosome_levers") as module:
+        yield module
+
+
+def _study(tmp_path: Path) -> Path:
+    path = tmp_path / "levers.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "fake-levers", "base": {},
+        "extra": [{"label": "base"}, {"label": "base-s1", "train.seed": 1}, {"label": "base-s2", "train.seed": 2},
+                  {"label": "ema", "train.ema_decay": 0.995}, {"label": "no-smoothing", "method.label_smoothing": 0.0}],
+    }))
+    return path
+
+
+def test_levers_report_reads_paired_verdicts_and_the_ensemble(levers, tmp_path: Path) -> None:
+    out = tmp_path / "study"
+    for name, acc in ACC.items():
+        fake_run(out, name, acc)
+    # the ensemble's per-crop record, as score_ensemble keeps it: right on all but the first 5 crops
+    crops = {"id": [str(1000 + i) for i in range(N_CROPS)], "group": [f"c{i % N_CASES}" for i in range(N_CROPS)],
+             "correct": [i >= 5 for i in range(N_CROPS)], "correct_assembled": [i >= 3 for i in range(N_CROPS)]}
+    (out / levers.ENSEMBLES).write_text(json.dumps({"base-seeds": {"members": list(levers.SEED_ENSEMBLE),
+                                                                   "accuracy": 0.95, "crops": crops}}))
+    results = tmp_path / "LEVERS.md"
+    rc = levers.main(["--study", str(_study(tmp_path)), "--out", str(out), "--results", str(results),
+                      "--report-only", "--no-archive"])
+    assert rc == 0
+    md = results.read_text()
+    rows = {line.split("|")[1].strip(): line for line in md.splitlines() if line.startswith("| ")}
+    assert "**80.00 %**" in rows["base"] and rows["base"].rstrip().endswith("| — |")
+    assert rows["ema"].rstrip().endswith("| helps |") and "+13.00" in rows["ema"]
+    assert rows["no-smoothing"].rstrip().endswith("| hurts |") and "-10.00" in rows["no-smoothing"]
+    assert rows["base-s1"].rstrip().endswith("| a seed of the base |")
+    assert "**95.00 %**" in rows["ensemble of 3 seeds"] and "+15.00" in rows["ensemble of 3 seeds"]
+    assert "spread over the three seeds: 2.00 points" in md
+    payload = json.loads((tmp_path / "levers.json").read_text())
+    ema = payload["setups"]["ema"]
+    assert ema["test_accuracy"] == pytest.approx(0.93) and ema["difference"] == pytest.approx(0.13)
+    assert ema["val_accuracy"] == pytest.approx(0.92) and ema["verdict"] == "helps"
+    ens = payload["setups"]["ensemble of 3 seeds"]
+    assert ens["members"] == list(levers.SEED_ENSEMBLE)
+    assert ens["train_minutes"] == pytest.approx(30.0)  # the three members' 10 minutes each, summed
+    assert payload["seed_spread"] == pytest.approx(0.02)
+
+
+def test_levers_report_names_what_is_missing(levers, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "study"
+    fake_run(out, "base", 0.8)
+    rc = levers.main(["--study", str(_study(tmp_path)), "--out", str(out), "--results", str(tmp_path / "L.md"),
+                      "--report-only", "--no-archive"])
+    assert rc == 2 and "ema" in capsys.readouterr().err and not (tmp_path / "L.md").exists()

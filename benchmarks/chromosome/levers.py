@@ -59,26 +59,42 @@ def _bench() -> Any:
     return module
 
 
+def _member_key(run: Path) -> str:
+    """What identifies a trained member: a hash of its ``summary.json`` (rewritten when it is retrained)."""
+    import hashlib
+
+    from biorep.rundir import RunPaths
+
+    return hashlib.sha1(RunPaths(run).summary.read_bytes()).hexdigest()
+
+
 def score_ensemble(out: Path, members: Sequence[str], name: str) -> dict[str, Any] | None:
     """The ensemble's numbers and per-crop correctness (``ensembles.json[name]``), computed once while
-    the members' checkpoints exist; None when a member is missing or was restored without one."""
+    the members' checkpoints exist and kept while the members are the same runs; None while a member
+    is not finished and evaluated with its checkpoint at hand (e.g. restored from the archive)."""
     from biorep.evaluate.ensemble import evaluate_ensemble
-    from biorep.rundir import RunPaths, read_data, read_json, write_json
+    from biorep.rundir import read_data, read_json, write_json
+    from biorep.study import archivable, is_restored
 
     b = _bench()
     path = out / ENSEMBLES
     done = read_json(path) if path.is_file() else {}
-    if done.get(name, {}).get("members") == list(members):
-        return done[name]
     runs = [out / "runs" / m for m in members]
-    if not all(RunPaths(r).best.is_file() or RunPaths(r).last.is_file() for r in runs):
+    ready = all(archivable(r) and not is_restored(r) for r in runs)
+    keys = [_member_key(r) for r in runs] if all(archivable(r) for r in runs) else None
+    old = done.get(name, {})
+    if old.get("members") == list(members) and (keys is None or old.get("member_keys") == keys):
+        return old
+    if not ready:
         return None
     folder = out / "ensembles" / name
     results = evaluate_ensemble(runs, folder, overwrite=True)
     crops = b._per_crop(folder, read_data(runs[0]).model_dump().get("group_column"))
     record = {
         "members": list(members),
+        "member_keys": keys,
         "accuracy": results["classification"]["summary"]["accuracy"],
+        "val_accuracy": results["classification"].get("val_accuracy"),
         "assembled": results["karyotype"]["summary"]["accuracy_assigned"],
         "calibration": results["classification"]["summary"].get("calibration"),
         "crops": {k: crops[k].tolist() for k in ("id", "group", "correct", "correct_assembled")},
@@ -116,17 +132,19 @@ def verdict(diff: Any, val_diff: float | None) -> str:
 
 
 def render(setups: list[Any], ensemble: Any | None, *, command: str, invocation: dict[str, Any],
-           machine: dict[str, Any], study_path: str) -> tuple[str, dict[str, Any]]:
-    """LEVERS.md and levers.json from the setups (base first) and the seed ensemble."""
+           machine: dict[str, Any], study_path: str, ensemble_val: float | None = None) -> tuple[str, dict[str, Any]]:
+    """LEVERS.md and levers.json from the setups (one named ``base``) and the seed ensemble."""
     b = _bench()
     by = {s.name: s for s in setups}
+    if BASE not in by:
+        raise b.BenchmarkError(f"the study has no setup named {BASE!r} to compare the levers with")
     base = by[BASE]
     seeds = [by[m] for m in SEED_ENSEMBLE if m in by]
     spread = (max(s.accuracy for s in seeds) - min(s.accuracy for s in seeds)) if len(seeds) > 1 else None
     rows, payload = [], {"study": study_path, "invocation": invocation, "setups": {}, "seed_spread": spread}
     for s in [*setups, *([ensemble] if ensemble is not None else [])]:
         is_ens = s is ensemble
-        val = None if is_ens else s.mean(lambda r: r.val_accuracy)
+        val = ensemble_val if is_ens else s.mean(lambda r: r.val_accuracy)
         minutes = sum(float(r.summary["wall_time_s"]) for r in s.runs) / 60 if is_ens else s.train_minutes
         if s.name == BASE:
             d, answer, val_d = None, "—", None
@@ -230,13 +248,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         setups = b.aggregate(b.collect(out, expand_grid(study)))
         rec = (b.read_json(out / ENSEMBLES) if (out / ENSEMBLES).is_file() else {}).get("base-seeds")
         by = {s.name: s for s in setups}
-        ens = None if rec is None else ensemble_setup(rec, [r for m in SEED_ENSEMBLE for r in by[m].runs],
-                                                       "ensemble of 3 seeds")
+        ens = None if rec is None or not all(m in by for m in SEED_ENSEMBLE) else \
+            ensemble_setup(rec, [r for m in SEED_ENSEMBLE for r in by[m].runs], "ensemble of 3 seeds")
         invocation = {"finished": _dt.datetime.now().strftime("%Y-%m-%d %H:%M"), "load_start": load_start,
                       "load_end": b.loadavg(), "wall_s": round(time.perf_counter() - t0, 1)}
         study_path = os.path.relpath(args.study.resolve(), REPO)
         text, payload = render(setups, ens, command=command, invocation=invocation, machine=b.machine_info(),
-                               study_path=study_path)
+                               study_path=study_path, ensemble_val=None if rec is None else rec.get("val_accuracy"))
         atomic_write_text(args.results, text)
         write_json(args.results.with_name("levers.json"), payload)
         print(f"wrote {args.results}")

@@ -44,12 +44,12 @@ def _train(raw: dict[str, Any], out: Path) -> Path:
 _TRAIN = {"batch_size": 32, "accelerator": "cpu", "devices": 1, "tracemalloc": False, "progress": False}
 
 
-def karyotype_config(seed: int = 0, split_seed: int = 0, epochs: int = 20) -> dict[str, Any]:
+def karyotype_config(seed: int = 0, split_seed: int = 0, epochs: int = 20, val: float = 0.0) -> dict[str, Any]:
     """The config of ``karyotype_run`` (another ``seed``, split or length for tests that need more runs)."""
     return {
         "data": {"dataset": "synthetic-karyotype", "options": {"n_karyograms": 8, "seed": 0, "size": 32},
                  "geometry": {"mode": "canvas", "size": 32},
-                 "split": {"test": 0.34, "val": 0.0, "seed": split_seed}},
+                 "split": {"test": 0.34, "val": val, "seed": split_seed}},
         "views": {"augment": "none", "crops": "one"},
         "model": {"backbone": "simple_cnn"},
         "method": {"name": "supervised"},

@@ -10,7 +10,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
 from biorep.training import load_config, train
-from biorep.training.ema import warmup_decay, warmup_ema_fn
+from biorep.training.ema import WarmupEMA, warmup_decay
 
 from .conftest import SMOKE
 from .test_resume import OVERRIDES, Crash, CrashAt, _rows
@@ -27,7 +27,7 @@ def test_decay_warms_up_then_stays() -> None:
 def test_average_follows_the_formula_and_copies_integer_buffers() -> None:
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))
-    avg = AveragedModel(net, use_buffers=True, multi_avg_fn=warmup_ema_fn(0.5))
+    avg = AveragedModel(net, use_buffers=True, multi_avg_fn=WarmupEMA(0.5))
     expected = net[0].weight.detach().clone()
     for step in range(4):
         with torch.no_grad():

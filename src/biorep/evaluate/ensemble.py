@@ -5,17 +5,18 @@ methods or canvases — predicts the mean of its members' class probabilities. E
 rows with its own preprocessing, checkpoint and test-time flips (its stored logits are reused), so
 members must share the data set, the evaluated rows and the classes, not the network or the canvas.
 The mean goes through the same ``classification`` (with temperature scaling fitted on the shared
-validation rows) and ``karyotype`` evaluations a single run gets. scikit-learn's ``VotingClassifier``
-averages estimators it fits itself; nothing in the field averages trained run directories, hence
-this module.
+validation rows) and ``karyotype`` evaluations a single run gets. (scikit-learn's ``VotingClassifier``
+averages estimators it fits itself, not trained run directories.)
 
-Writes into ``out``: ``ensemble.json`` (the members and each one's own numbers), ``evaluation.json``
-and ``evaluation/<key>.csv`` like a run's.
+Writes ``out``: ``ensemble.json`` (the members and each one's own numbers), ``evaluation.json`` and
+``evaluation/<key>.csv`` like a run's. Each invocation replaces the folder as a whole (built beside it,
+then renamed into place), so it never mixes two invocations' files.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,16 +27,14 @@ from biorep.errors import ConfigError, DataError, RunDirError
 from biorep.evaluate.context import EvalContext, EvalResult, run_evaluation
 from biorep.evaluate.evaluator import Evaluator
 from biorep.evaluate.rundata import EVALUATION_DIR, EVALUATION_FILE
-from biorep.rundir import read_json, write_json
+from biorep.rundir import CONFIG, ENSEMBLE, read_json, write_json
 
 #: The evaluations an ensemble runs: the ones that read class probabilities.
 ENSEMBLE_EVALUATIONS = ("classification", "karyotype")
-#: The record of an ensemble folder: its members and their own numbers.
-ENSEMBLE_FILE = "ensemble.json"
 #: Headline numbers copied per member into ``ensemble.json``.
 HEADLINES = {"classification": ("accuracy", "macro_f1"), "karyotype": ("accuracy_argmax", "accuracy_assigned")}
 
-__all__ = ["ENSEMBLE_EVALUATIONS", "ENSEMBLE_FILE", "combine_contexts", "evaluate_ensemble"]
+__all__ = ["ENSEMBLE_EVALUATIONS", "combine_contexts", "evaluate_ensemble", "val_accuracy"]
 
 
 def combine_contexts(contexts: Sequence[EvalContext], members: Sequence[str]) -> EvalContext:
@@ -47,7 +46,7 @@ def combine_contexts(contexts: Sequence[EvalContext], members: Sequence[str]) ->
             message names it), or has no classifier outputs.
     """
     first = contexts[0]
-    rows = first.meta["sample_index"].to_numpy()
+    _, first_test = first.split()
     probs = []
     for ctx, name in zip(contexts, members):
         p = ctx.probabilities()
@@ -56,15 +55,16 @@ def combine_contexts(contexts: Sequence[EvalContext], members: Sequence[str]) ->
         if ctx.class_names() != first.class_names():
             raise DataError(f"{name}: classes {ctx.class_names()} differ from {members[0]}'s "
                             f"{first.class_names()}; ensemble members must predict the same classes")
-        if not np.array_equal(ctx.meta["sample_index"].to_numpy(), rows):
-            raise DataError(f"{name}: evaluates other rows than {members[0]} (another data set or split); "
-                            "ensemble members must share the data set and its split")
+        calib, test = ctx.split()
+        if not _same_rows(ctx, test, first, first_test):
+            raise DataError(f"{name}: evaluates other test rows than {members[0]} (another split of the data); "
+                            "ensemble members must share the split")
+        if (ctx.train_idx is None) != (first.train_idx is None) or (
+                ctx.train_idx is not None and not _same_rows(ctx, calib, first, first.split()[0])):
+            raise DataError(f"{name}: its validation rows (which calibrate the confidences) differ from "
+                            f"{members[0]}'s; ensemble members must share the split")
         if not np.array_equal(ctx.targets(), first.targets()):
             raise DataError(f"{name}: its labels of the shared rows differ from {members[0]}'s")
-        for part in ("train_idx", "test_idx"):
-            a, b = getattr(ctx, part), getattr(first, part)
-            if (a is None) != (b is None) or (a is not None and not np.array_equal(a, b)):
-                raise DataError(f"{name}: its validation rows differ from {members[0]}'s")
         probs.append(p)
     mean = np.mean(probs, axis=0)
     return EvalContext(first.embeddings, first.meta, label_column=first.label_column, classes=first.classes,
@@ -72,20 +72,39 @@ def combine_contexts(contexts: Sequence[EvalContext], members: Sequence[str]) ->
                        train_idx=first.train_idx, test_idx=first.test_idx)
 
 
+def _same_rows(a: EvalContext, ia: np.ndarray, b: EvalContext, ib: np.ndarray) -> bool:
+    return np.array_equal(a.meta["sample_index"].to_numpy()[ia], b.meta["sample_index"].to_numpy()[ib])
+
+
+def val_accuracy(ctx: EvalContext) -> float | None:
+    """Accuracy on the context's calibration rows (the run's validation split), None without them."""
+    if ctx.train_idx is None or len(ctx.train_idx) == 0:
+        return None
+    probs = ctx.probabilities()
+    if probs is None:
+        return None
+    rows = np.asarray(ctx.train_idx)
+    return float((probs[rows].argmax(1) == ctx.targets()[rows]).mean())
+
+
 def _check_out(out: Path, members: list[str], overwrite: bool) -> None:
-    """Refuse an ``out`` that holds anything but this ensemble's own results (unless ``overwrite``)."""
+    """Refuse an ``out`` that holds anything but an ensemble's results — another ensemble's only with
+    ``overwrite`` — and a member's own run folder or one inside it."""
+    resolved = out.resolve()
+    for m in members:
+        if resolved == Path(m) or resolved.is_relative_to(Path(m)):
+            raise RunDirError(f"{out}: inside the member run {m}; choose an --out outside the runs")
     if not out.exists():
         return
     if not out.is_dir():
         raise RunDirError(f"{out}: exists and is not a folder; choose another --out")
-    if not any(out.iterdir()) or overwrite:
+    if not any(out.iterdir()):
         return
-    record = out / ENSEMBLE_FILE
-    if not record.is_file():
-        raise RunDirError(f"{out}: not empty and not an ensemble folder (no {ENSEMBLE_FILE}); choose another "
-                          "--out")
+    record = out / ENSEMBLE
+    if not record.is_file() or (out / CONFIG).exists():
+        raise RunDirError(f"{out}: not empty and not an ensemble folder (no {ENSEMBLE}); choose another --out")
     saved = [m.get("run") for m in (read_json(record).get("members") or [])]
-    if saved != members:
+    if saved != members and not overwrite:
         raise RunDirError(f"{out}: holds the ensemble of {', '.join(map(str, saved))}; pass --overwrite to "
                           "replace it, or choose another --out")
 
@@ -125,14 +144,20 @@ def evaluate_ensemble(
     out_dir = Path(out)
     _check_out(out_dir, resolved, overwrite)
     evaluators = [Evaluator(r, split="test", data_root=data_root, progress=progress, device=device,
-                            verb="evaluate") for r in runs]
-    datasets = {ev.run.config.data.dataset for ev in evaluators}
-    if len(datasets) > 1:
-        raise DataError(f"the runs trained on different data sets ({', '.join(sorted(map(str, datasets)))}); "
-                        "ensemble members must share one")
-    plan = evaluators[0].plan(wanted, options)
+                            verb="ensemble") for r in runs]
+    first = evaluators[0].run
+    for r, ev in zip(runs[1:], evaluators[1:]):
+        if _data_identity(ev.run.data) != _data_identity(first.data):
+            raise DataError(f"{r}: trained on other data ({ev.run.data.dataset}, {ev.run.data.n_images} images) "
+                            f"than {runs[0]} ({first.data.dataset}, {first.data.n_images} images); ensemble "
+                            "members must share one data set")
     if names is None:  # the defaults: what applies to the first member (karyotype needs karyograms)
-        plan = {n: o for n, o in plan.items() if n in ENSEMBLE_EVALUATIONS}
+        plan = {n: o for n, o in evaluators[0].plan(None, options).items() if n in ENSEMBLE_EVALUATIONS}
+        if not plan:
+            raise ConfigError(f"{runs[0]}: neither {' nor '.join(ENSEMBLE_EVALUATIONS)} applies to it "
+                              "(an ensemble needs classifiers)")
+    else:
+        plan = evaluators[0].plan(wanted, options)
     for ev in evaluators[1:]:
         ev.plan(list(plan), {n: plan[n] for n in plan})  # every member must have a classifier
     results: dict[str, Any] = {}
@@ -151,13 +176,43 @@ def evaluate_ensemble(
             record[name] = {k: own.get(k) for k in HEADLINES.get(name, ()) if k in own}
         n = int(len(combined.split()[1]))
         results[name] = {**evaluators[0].record(res, n)}
+        if name == "classification":
+            results[name]["val_accuracy"] = val_accuracy(combined)
+            for record, ctx in zip(per_member, contexts):
+                record[name]["val_accuracy"] = val_accuracy(ctx)
         saved.append((name, res))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for key, res in saved:
-        res.save(out_dir / EVALUATION_DIR, stem=key)
-    write_json(out_dir / EVALUATION_FILE, results)
-    write_json(out_dir / ENSEMBLE_FILE, {"members": per_member, "combine": "mean of class probabilities",
-                                         "split": "test", "evaluations": list(plan)})
+    _write_folder(out_dir, saved, results, {"members": per_member, "combine": "mean of class probabilities",
+                                            "split": "test", "evaluations": list(plan)})
     for key in results:
         results[key]["members"] = [{"run": m["run"], **(m.get(key) or {})} for m in per_member]
     return results
+
+
+def _data_identity(data: Any) -> tuple[Any, ...]:
+    """What identifies a run's data set whatever its preprocessing: name, image count, file list hash."""
+    fp = data.fingerprint or {}
+    return data.dataset, data.n_images, fp.get("files_sha1"), tuple(data.dataset_classes)
+
+
+def _write_folder(out: Path, saved: list[tuple[str, EvalResult]], results: dict[str, Any],
+                  record: dict[str, Any]) -> None:
+    """Write the ensemble's files into a sibling folder, then swap it in for ``out`` (whole or nothing)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = out.parent / f".{out.name}.staging-{os.getpid()}"
+    old = out.parent / f".{out.name}.old-{os.getpid()}"
+    shutil.rmtree(stage, ignore_errors=True)
+    try:
+        stage.mkdir()
+        for key, res in saved:
+            res.save(stage / EVALUATION_DIR, stem=key)
+        write_json(stage / EVALUATION_FILE, results)
+        write_json(stage / ENSEMBLE, record)  # the folder's record last
+        if out.exists():
+            out.rename(old)
+        stage.rename(out)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        if old.exists() and not out.exists():
+            old.rename(out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)

@@ -38,6 +38,7 @@ from biorep.rundir.layout import (
     DATA,
     EMBEDDING_FILES,
     EMBEDDINGS_DIR,
+    ENSEMBLE,
     EVALUATION,
     EVALUATION_DIR,
     FIGURES_DIR,
@@ -64,6 +65,7 @@ from biorep.rundir.state import (
 )
 
 __all__ = [
+    "ENSEMBLE",
     "BEST",
     "CKPT_DIR",
     "CONFIG",

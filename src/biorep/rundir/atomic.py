@@ -121,8 +121,8 @@ def to_jsonable(obj: Any) -> Any:
     return str(obj)
 
 
-def write_json(target: str | Path, obj: Any, *, indent: int = 2) -> Path:
-    """Atomically write ``obj`` as JSON (numpy values, models and NaN handled)."""
+def write_json(target: str | Path, obj: Any, *, indent: int | None = 2) -> Path:
+    """Atomically write ``obj`` as JSON (numpy values, models and NaN handled; ``indent=None``: one line)."""
     return atomic_write_text(target, json.dumps(to_jsonable(obj), indent=indent) + "\n")
 
 

@@ -28,6 +28,8 @@ REPORT = "report.html"
 REVIEW = "review.html"
 #: what the review page exports: a manifest of corrected labels that ``biorep train`` accepts
 CORRECTIONS = "corrections.csv"
+#: the record of an ensemble folder (``biorep ensemble``): its members and their own numbers
+ENSEMBLE = "ensemble.json"
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Grids of runs (e.g. the screening study's 16 setups), results tables, folds, their reports and archives."""
 
-from biorep.study.archive import archive_study, check_checkpoints, is_restored, restore_study
+from biorep.study.archive import archivable, archive_study, check_checkpoints, is_restored, restore_study
 from biorep.study.folds import (
     CANNOT_TELL,
     DOES_NOT_HOLD,
@@ -32,6 +32,7 @@ __all__ = [
     "StudyResult",
     "Task",
     "aggregate_folds",
+    "archivable",
     "archive_study",
     "check_checkpoints",
     "compare_folds",

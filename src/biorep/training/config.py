@@ -75,8 +75,9 @@ class TrainConfig(BaseModel):
     backbone_lr_scale: float = Field(1.0, gt=0, description="backbone lr = lr x this, e.g. 0.1 to fine-tune")
     ema_decay: float | None = Field(
         None, gt=0, lt=1,
-        description="keep an exponential moving average of the weights (e.g. 0.998, warmed up as timm's) and "
-        "validate, checkpoint and evaluate it instead of the last weights",
+        description="keep an exponential moving average of the weights (e.g. 0.998; the decay warmed up as "
+        "min(decay, (1+n)/(10+n)) after n steps) and validate, checkpoint and evaluate it instead of the "
+        "last weights (needs lightning>=2.6)",
     )
     seed: int = 0
     deterministic: bool = False

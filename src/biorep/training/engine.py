@@ -40,7 +40,6 @@ from biorep.rundir import (
     write_yaml,
 )
 from biorep.training.callbacks import MetricsCSV, ResourceMonitor
-from biorep.training.ema import WeightEMA
 from biorep.training.checkpointing import AtomicCheckpointIO, LastCheckpoint, check_checkpoint
 from biorep.training.config import RunConfig
 from biorep.training.progress import LineProgress, resolve_progress
@@ -300,7 +299,11 @@ def build_trainer(
         cbs.append(RichProgressBar())
     elif progress == "lines":
         cbs.append(LineProgress(every_s=tc.progress_every_minutes * 60))
-    if tc.ema_decay is not None:
+    if tc.ema_decay is not None:  # imported here: Lightning < 2.6 has no WeightAveraging
+        try:
+            from biorep.training.ema import WeightEMA
+        except ImportError as exc:
+            raise ConfigError(f"train.ema_decay needs lightning>=2.6 (installed: {L.__version__}; {exc})") from None
         cbs.append(WeightEMA(tc.ema_decay))
     cbs += list(extra) + [best_cb, last_cb]
     with quiet_lightning():

@@ -86,7 +86,8 @@ ARCHIVE = HERE / "archive"
 
 #: The issue's targets.
 TARGET_CROP_ACCURACY = 0.97
-TARGET_KARYOTYPE_ACCURACY = 0.985
+TARGET_KARYOTYPE_ACCURACY = 0.99  # issue 13: expert level after assembly (the demo's bar is 98.5 %)
+TARGET_TRANSFORMER_CE = 0.93  # issue 13: a Transformer that is a fair test of "model-agnostic"
 #: The readings of each backbone compared with its cross-entropy baseline.
 CE = "ce"
 #: Bootstrap resamples of the held-out cases for every CI.
@@ -367,12 +368,16 @@ def collect_run(run_dir: Path, model: str, method: str, timings: dict[str, Any],
     )
 
 
-def collect(out_dir: Path, setups: Sequence[Any]) -> list[RunNumbers]:
-    """Numbers of every run under ``out_dir/runs`` (one per setup and seed); lists every missing piece at once."""
+def collect(out_dir: Path, setups: Sequence[Any], *, partial: bool = False) -> list[RunNumbers]:
+    """Numbers of every run under ``out_dir/runs`` (one per setup and seed); lists every missing piece at
+    once. With ``partial`` the runs that have not run yet (no ``summary.json``) are left out instead;
+    :func:`missing_runs` names them."""
     times_path = out_dir / TIMINGS
     timings = read_json(times_path) if times_path.is_file() else {}
     rows, missing = [], []
     for s in setups:
+        if partial and s.name in missing_runs(out_dir, [s]):
+            continue
         model, method = axis_labels(s)
         try:
             rows.append(collect_run(out_dir / "runs" / s.name, model, method, timings,
@@ -381,7 +386,14 @@ def collect(out_dir: Path, setups: Sequence[Any]) -> list[RunNumbers]:
             missing.append(str(exc))
     if missing:
         raise BenchmarkError("cannot write RESULTS.md, numbers are missing:\n  " + "\n  ".join(missing))
+    if not rows:
+        raise BenchmarkError(f"{out_dir}: no finished run to report")
     return rows
+
+
+def missing_runs(out_dir: Path, setups: Sequence[Any]) -> list[str]:
+    """The study's runs that have not finished yet (no ``summary.json``)."""
+    return [s.name for s in setups if not RunPaths(out_dir / "runs" / s.name).summary.is_file()]
 
 
 # ----------------------------------------------------------------------------- setups: seeds and CIs
@@ -505,18 +517,20 @@ def is_ce(method: str) -> bool:
     return method == CE or method.startswith(CE + "_")
 
 
-def comparisons(setups: Sequence[SetupNumbers], *, n_boot: int = N_BOOT) -> list[Paired]:
+def comparisons(setups: Sequence[SetupNumbers], *, n_boot: int = N_BOOT, partial: bool = False) -> list[Paired]:
     """Every SupCon reading against its backbone's CE setup at equal epochs and — when the study has a
     CE setup with another budget (``ce_time``) — against the CE setup whose training time is closest
-    to the reading's (equal CPU time)."""
+    to the reading's (equal CPU time). With ``partial`` a backbone that lacks one side is skipped."""
     by_model: dict[str, dict[str, SetupNumbers]] = {}
     for s in setups:
         by_model.setdefault(s.model, {})[s.method] = s
     out = []
     for model, methods in by_model.items():
+        others = [m for m in methods if not is_ce(m)]
+        if partial and (CE not in methods or not others):
+            continue
         if CE not in methods:
             raise BenchmarkError(f"backbone {model}: no cross-entropy ({CE!r}) run to compare with")
-        others = [m for m in methods if not is_ce(m)]
         if not others:
             raise BenchmarkError(f"backbone {model}: no SupCon run to compare with {CE!r}")
         out += [paired(methods[CE], methods[m], n_boot=n_boot) for m in others]
@@ -544,6 +558,12 @@ def points(ci: tuple[float, float]) -> str:
     return f"[{100 * ci[0]:+.2f}, {100 * ci[1]:+.2f}]"
 
 
+def is_transformer(setup: SetupNumbers) -> bool:
+    """Whether a setup's backbone is a vision Transformer (its timm/biorep name says so)."""
+    backbone = str(((setup.runs[0].config.get("model") or {}).get("backbone")) or setup.model).lower()
+    return any(k in backbone for k in ("vit", "swin", "deit", "xcit", "beit"))
+
+
 def verdict(setups: Sequence[SetupNumbers], reference: dict[str, Any] | None,
             pairs: Sequence[Paired] | None = None) -> list[str]:
     """Plain statements of the issue's questions, computed from the numbers."""
@@ -569,6 +589,13 @@ def verdict(setups: Sequence[SetupNumbers], reference: dict[str, Any] | None,
                 f"{points(p.ci)}, {p.answer}" for p in timed[model]) + ".")
     lines.insert(0, f"- **SupCon beats CE (CI above 0) for every backbone family: "
                     f"{'yes' if all(beats_all) else 'no'}** ({sum(beats_all)} of {len(beats_all)}).")
+    ce_runs = [s for s in setups if s.method == CE]
+    if ce_runs:
+        lines.append("- **Cross-entropy per backbone:** " + "; ".join(
+            f"{s.model} {pct(s.accuracy, 2)} (95 % CI {ci_text(s.ci, 2)})"
+            + (f" — a fair Transformer (≥ {pct(TARGET_TRANSFORMER_CE, 0)} with CE): "
+               f"{'yes' if s.accuracy >= TARGET_TRANSFORMER_CE else 'no'}" if is_transformer(s) else "")
+            for s in ce_runs) + ".")
     top = max(setups, key=lambda s: s.accuracy)
     lines.append(f"- **Best per-crop accuracy ≥ {pct(TARGET_CROP_ACCURACY, 0)}: "
                  f"{'yes' if top.accuracy >= TARGET_CROP_ACCURACY else 'no'}** — {pct(top.accuracy, 2)} "
@@ -698,8 +725,9 @@ def render_results(
     invocation: dict[str, Any],
     map_name: str | None,
     pairs: Sequence[Paired] | None = None,
+    missing: Sequence[str] = (),
 ) -> str:
-    """The whole RESULTS.md text."""
+    """The whole RESULTS.md text (``missing``: the study's runs not run yet, named at the top)."""
     pairs = list(pairs) if pairs is not None else comparisons(setups)
     rows = [r for s in setups for r in s.runs]
     first = rows[0]
@@ -715,6 +743,9 @@ def render_results(
         f"`{out_dir}` (study `{study_path}`). Do not edit by hand; rerun the script. Machine-readable: "
         f"`{RESULTS_JSON}` beside this file.",
         "",
+        *([f"**Partial results:** {len(missing)} of the study's runs have not run yet ({', '.join(missing)}); "
+           "every number below comes from the finished runs, and a setup or comparison they would add is "
+           "absent, not estimated.", ""] if missing else []),
         "## Verdict",
         "",
         *verdict(setups, reference, pairs),
@@ -883,6 +914,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, default=None, metavar="N",
                    help="run only the study's first N seeds (its folds; default: all)")
     p.add_argument("--no-map", action="store_true", help="write RESULTS.md without the embedding maps")
+    p.add_argument("--partial", action="store_true",
+                   help="write RESULTS.md from the finished runs, naming the ones not run yet (default: all needed)")
     p.add_argument("--archive", type=Path, default=None, metavar="DIR",
                    help=f"the study's archive (default: {os.path.relpath(ARCHIVE, REPO)}/<name of --out>, "
                    "committed)")
@@ -988,9 +1021,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.only:
             print(f"ran {', '.join(args.only)}; RESULTS.md is written when the whole grid is run")
             return 0
-        rows = collect(out, setups)
+        missing = missing_runs(out, setups) if args.partial else []
+        rows = collect(out, setups, partial=args.partial)
         groups = aggregate(rows)
-        pairs = comparisons(groups)
+        pairs = comparisons(groups, partial=args.partial)
         results = args.results
         if not args.no_map:
             png = embedding_map_png(out, groups, max_points=args.map_points, method=args.map_projection)
@@ -1001,10 +1035,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         study_path = os.path.relpath(args.study, REPO) if args.study.is_absolute() else str(args.study)
         text = render_results(groups, reference, study_path=study_path, out_dir=out, command=command,
                               machine=machine_info(), invocation=invocation,
-                              map_name=None if args.no_map else MAP_NAME, pairs=pairs)
+                              map_name=None if args.no_map else MAP_NAME, pairs=pairs, missing=missing)
         atomic_write_text(results, text)
         json_path = results.parent / RESULTS_JSON
         payload = results_json(groups, pairs, reference, study_path=study_path, invocation=invocation)
+        payload["missing_runs"] = missing
         if json_path.is_file():  # keep what transfer.py wrote there
             kept = read_json(json_path).get("transfer")
             if kept is not None:

@@ -135,7 +135,9 @@ def test_results_from_fake_runs(bench, tmp_path: Path) -> None:
     assert "SupCon vs CE, resnet18, equal CPU time:** supcon_two_stage vs ce_time (×1.02 its training time) +8.00" in text
     assert "vit_tiny, equal CPU time" not in text  # no CE with another budget for that backbone
     assert "Best per-crop accuracy ≥ 97 %: no** — 93.00 %" in text
-    assert "karyotype assembly ≥ 98.5 %: no** — 95.00 %" in text
+    assert "karyotype assembly ≥ 99.0 %: no** — 95.00 %" in text
+    assert "Cross-entropy per backbone:** resnet18 80.00 %" in text
+    assert "vit_tiny 80.00 % (95 % CI [80.00, 80.00]) — a fair Transformer (≥ 93 % with CE): no" in text
     assert "6.00 → 2.00" in text  # ECE before → after (percent)
     # biorep resnet18-ce 600 s vs the reference's 1200 s; 120 vs 120*8/1200 = 0.8 images/s
     assert "×0.50" in text and "-11.0 points" in text
@@ -189,6 +191,29 @@ def test_missing_numbers_fail_loudly(bench, tmp_path: Path) -> None:
     msg = str(err.value)
     assert "resnet18-ce@s0/evaluation.json: no value for 'karyotype.summary'" in msg
     assert "resnet18-ce_time@s1/summary.json: missing" in msg
+
+
+def test_partial_results_name_the_runs_not_run_yet(bench, tmp_path: Path) -> None:
+    runs = expand_grid(study())
+    absent = {"vit_tiny-supcon_two_stage@s0", "vit_tiny-supcon_two_stage@s1"}
+    for r in runs:
+        if r.name not in absent:
+            fake_run(tmp_path, r.name, ACC[r.setup], seed=int(r.fold[1:]))
+    with pytest.raises(bench.BenchmarkError, match="vit_tiny-supcon_two_stage@s0/summary.json: missing"):
+        bench.collect(tmp_path, runs)
+    assert set(bench.missing_runs(tmp_path, runs)) == absent
+    setups = bench.aggregate(bench.collect(tmp_path, runs, partial=True), n_boot=100)
+    assert "vit_tiny-supcon_two_stage" not in {s.name for s in setups}
+    with pytest.raises(bench.BenchmarkError, match="no SupCon run"):
+        bench.comparisons(setups, n_boot=100)
+    pairs = bench.comparisons(setups, n_boot=100, partial=True)
+    assert {p.model for p in pairs} == {"resnet18"}
+    md = bench.render_results(setups, None, study_path="s.yaml", out_dir=tmp_path, command="python run.py --partial",
+                              machine={"nproc": 2, "cpu": "X", "gpu": None, "torch": "2", "timm": "1", "lightning": "2",
+                                       "python": "3.11", "torch_threads": 2},
+                              invocation={"finished": "now", "load_start": [1], "load_end": [2], "wall_s": 5.0,
+                                          "reused": ""}, map_name=None, pairs=pairs, missing=sorted(absent))
+    assert "**Partial results:** 2 of the study's runs have not run yet (vit_tiny-supcon_two_stage@s0, " in md
 
 
 def test_set_reaches_grid_values_that_have_the_key(bench) -> None:

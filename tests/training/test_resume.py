@@ -27,7 +27,6 @@ OVERRIDES = [
     "train.limit_train_batches=3",
     "train.limit_val_batches=1",
     "train.checkpoint_every_n_steps=1",
-    "train.scheduler=exponential",
     "views.augment=chromosome",
 ]
 
@@ -55,8 +54,9 @@ def _weights(run: Path) -> dict[str, torch.Tensor]:
     return torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
 
 
-def test_resume_mid_epoch_matches_uninterrupted(tmp_path: Path) -> None:
-    cfg = load_config(SMOKE, OVERRIDES)
+@pytest.mark.parametrize("scheduler", ["exponential", "onecycle"])  # per epoch / per step, each staged
+def test_resume_mid_epoch_matches_uninterrupted(scheduler: str, tmp_path: Path) -> None:
+    cfg = load_config(SMOKE, [*OVERRIDES, f"train.scheduler={scheduler}", "train.warmup_epochs=0.5"])
     ref = train(cfg, tmp_path / "ref")
 
     run = tmp_path / "crashed"

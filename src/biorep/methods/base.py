@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import Tensor, nn
 
 from biorep.data.geometry import as_size
+from biorep.methods.staged_lr import StagedLR
 from biorep.registry import Registry
 
 METHODS: Registry[type[BaseMethod]] = Registry("method")
@@ -340,14 +341,36 @@ class BaseMethod(L.LightningModule):
             opt: torch.optim.Optimizer = kind(params, lr=o.lr, fused=True, **kwargs)
         except (RuntimeError, TypeError, ValueError):  # a device/dtype without fused kernels
             opt = kind(params, lr=o.lr, **kwargs)
+        stages = self.schedule_stages(self._max_epochs())
         if o.scheduler in _STEP_SCHEDULERS:
             total = self._total_steps()
-            sched = _STEP_SCHEDULERS[o.scheduler](opt, o, total, self._steps_per_epoch(total))
+            per_epoch = self._steps_per_epoch(total)
+            make = _STEP_SCHEDULERS[o.scheduler]
+            if len(stages) > 1:
+                lengths = [round(n * per_epoch) for n in stages[:-1]]
+                lengths.append(total - sum(lengths))
+                sched: Any = StagedLR(opt, lengths, lambda opt_, n: make(opt_, o, n, per_epoch))
+            else:
+                sched = make(opt, o, total, per_epoch)
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
-        sched = _SCHEDULERS[o.scheduler](opt, o, self._max_epochs())
-        if sched is None:
+        if o.scheduler == "none":
             return opt
+        if len(stages) > 1:
+            sched = StagedLR(opt, stages, lambda opt_, n: _SCHEDULERS[o.scheduler](opt_, o, n))
+        else:
+            sched = _SCHEDULERS[o.scheduler](opt, o, self._max_epochs())
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+
+    def lr_scheduler_step(self, scheduler: Any, metric: Any) -> None:
+        """Step torch schedulers as Lightning does, and :class:`StagedLR` (not a torch class) too."""
+        if metric is None:
+            scheduler.step()
+        else:
+            scheduler.step(metric)
+
+    def schedule_stages(self, epochs: int) -> list[int]:
+        """Epochs of each stage that gets its own LR schedule (one stage: the run's schedule)."""
+        return [epochs]
 
     def param_groups(self) -> list[dict[str, Any]]:
         """Optimiser parameter groups: the backbone at ``lr × backbone_lr_scale``, the heads at ``lr``."""

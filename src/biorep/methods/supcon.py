@@ -26,6 +26,10 @@ class SupConParams(MethodParams):
     proj_dim: int = Field(128, gt=0)
     pretrain_epochs: int = Field(10, ge=0)
     finetune: bool = False
+    stage_schedule: bool = Field(
+        True, description="the classifier stage gets its own LR schedule (warm-up, peak, anneal) "
+        "instead of the tail of one schedule over the whole run",
+    )
     classifier_hidden_dim: int = Field(0, ge=0)
     # joint
     embed_hidden_dim: int = Field(4096, gt=0)

@@ -5,7 +5,10 @@ is trained with :class:`~biorep.losses.SupConLoss` on two views per image (every
 class is a positive too); from then on, in the same run, a classifier on the frozen
 (``finetune: false``; the backbone is in eval mode and gets no gradient) or fine-tuned encoder is
 trained with cross-entropy. All parameters sit in one optimiser from the start (parameters without a
-gradient are skipped by it), and the LR schedule spans the whole run.
+gradient are skipped by it). Each stage has its own LR schedule of the configured kind over its own
+length (``stage_schedule``, default): one schedule over the whole run would leave the classifier
+stage the anneal's tail (under one-cycle, lr ≈ 1e-4 → 0). ``stage_schedule: false`` is that older
+reading.
 """
 
 from __future__ import annotations
@@ -31,6 +34,12 @@ class SupConTwoStage(SupCon):
 
     def has_unused_parameters(self) -> bool:
         return True
+
+    def schedule_stages(self, epochs: int) -> list[int]:
+        p = self.params
+        if not p.stage_schedule or not 0 < p.pretrain_epochs < epochs:
+            return [epochs]
+        return [p.pretrain_epochs, epochs - p.pretrain_epochs]
 
     def first_monitored_epoch(self) -> int:
         return self.params.pretrain_epochs  # before it, val/acc is that of an untrained classifier

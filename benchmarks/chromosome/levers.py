@@ -7,7 +7,8 @@ One invocation:
    :func:`biorep.study.run_study` — resumable; every evaluated run is archived
    (``archive/chromosome-levers``, committed) and restored in the next session;
 2. scores the seed ensemble (``biorep ensemble`` of base, base-s1, base-s2: the mean of their class
-   probabilities) and keeps its per-crop correctness in ``ensembles.json`` (archived: the members'
+   probabilities; of the two still holding their checkpoints when one was restored from the archive
+   without them) and keeps its per-crop correctness in ``ensembles.json`` (archived: the members'
    checkpoints are not);
 3. writes ``LEVERS.md`` and ``levers.json``: per setup the validation accuracy (what a recipe choice
    may read), test accuracy and accuracy after karyotype assembly with 95 % bootstrap CIs over
@@ -66,6 +67,16 @@ def _member_key(run: Path) -> str:
     from biorep.rundir import RunPaths
 
     return hashlib.sha1(RunPaths(run).summary.read_bytes()).hexdigest()
+
+
+def seed_members(out: Path) -> list[str]:
+    """The seed runs the ensemble can use: :data:`SEED_ENSEMBLE`, less finished runs restored from the
+    archive without their checkpoints (when at least two are left; else all, and it waits)."""
+    from biorep.study import archivable, is_restored
+
+    usable = [m for m in SEED_ENSEMBLE
+              if not (archivable(out / "runs" / m) and is_restored(out / "runs" / m))]
+    return usable if len(usable) >= 2 else list(SEED_ENSEMBLE)
 
 
 def score_ensemble(out: Path, members: Sequence[str], name: str) -> dict[str, Any] | None:
@@ -132,7 +143,8 @@ def verdict(diff: Any, val_diff: float | None) -> str:
 
 
 def render(setups: list[Any], ensemble: Any | None, *, command: str, invocation: dict[str, Any],
-           machine: dict[str, Any], study_path: str, ensemble_val: float | None = None) -> tuple[str, dict[str, Any]]:
+           machine: dict[str, Any], study_path: str, ensemble_val: float | None = None,
+           ensemble_members: Sequence[str] = SEED_ENSEMBLE) -> tuple[str, dict[str, Any]]:
     """LEVERS.md and levers.json from the setups (one named ``base``) and the seed ensemble."""
     b = _bench()
     by = {s.name: s for s in setups}
@@ -164,7 +176,7 @@ def render(setups: list[Any], ensemble: Any | None, *, command: str, invocation:
             "assembled_accuracy": s.assembled, "assembled_ci": list(s.assembled_ci), "train_minutes": minutes,
             "difference": None if d is None else d.difference, "difference_ci": None if d is None else list(d.ci),
             "assembled_difference": None if d is None else d.assembled_difference,
-            "verdict": answer, "members": list(SEED_ENSEMBLE) if is_ens else None,
+            "verdict": answer, "members": list(ensemble_members) if is_ens else None,
         }
     when = invocation["finished"]
     lines = [
@@ -182,7 +194,7 @@ def render(setups: list[Any], ensemble: Any | None, *, command: str, invocation:
         *rows, "",
     ]
     if ensemble is not None:
-        lines += [f"*ensemble*: mean class probabilities of {', '.join(SEED_ENSEMBLE)} (`biorep ensemble`); its "
+        lines += [f"*ensemble*: mean class probabilities of {', '.join(ensemble_members)} (`biorep ensemble`); its "
                   "train minutes are the members' sum.", ""]
     lines += [
         "## Machine", "",
@@ -211,7 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     from biorep.errors import BiorepError
     from biorep.rundir import atomic_write_text, write_json
-    from biorep.study import archive_study, expand_grid, load_study, restore_study, run_study
+    from biorep.study import archivable, archive_study, expand_grid, load_study, restore_study, run_study
 
     b = _bench()
     t0, load_start = time.perf_counter(), b.loadavg()
@@ -240,7 +252,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                           only=args.only)
             finally:
                 sync()
-        if score_ensemble(out, SEED_ENSEMBLE, "base-seeds") is not None:
+        kept = (b.read_json(out / ENSEMBLES) if (out / ENSEMBLES).is_file() else {}).get("base-seeds", {})
+        kept = kept.get("members") or []
+        # a scored ensemble keeps its members while they are finished (restored ones included)
+        members = kept if kept and all(archivable(out / "runs" / m) for m in kept) else seed_members(out)
+        if score_ensemble(out, members, "base-seeds") is not None:
             sync()
         if args.only:
             print(f"ran {', '.join(args.only)}; LEVERS.md is written when every setup has run")
@@ -248,13 +264,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         setups = b.aggregate(b.collect(out, expand_grid(study)))
         rec = (b.read_json(out / ENSEMBLES) if (out / ENSEMBLES).is_file() else {}).get("base-seeds")
         by = {s.name: s for s in setups}
-        ens = None if rec is None or not all(m in by for m in SEED_ENSEMBLE) else \
-            ensemble_setup(rec, [r for m in SEED_ENSEMBLE for r in by[m].runs], "ensemble of 3 seeds")
+        members = list(rec["members"]) if rec else []
+        ens = None if rec is None or not all(m in by for m in members) else \
+            ensemble_setup(rec, [r for m in members for r in by[m].runs], f"ensemble of {len(members)} seeds")
         invocation = {"finished": _dt.datetime.now().strftime("%Y-%m-%d %H:%M"), "load_start": load_start,
                       "load_end": b.loadavg(), "wall_s": round(time.perf_counter() - t0, 1)}
         study_path = os.path.relpath(args.study.resolve(), REPO)
         text, payload = render(setups, ens, command=command, invocation=invocation, machine=b.machine_info(),
-                               study_path=study_path, ensemble_val=None if rec is None else rec.get("val_accuracy"))
+                               study_path=study_path, ensemble_val=None if rec is None else rec.get("val_accuracy"),
+                               ensemble_members=members)
         atomic_write_text(args.results, text)
         write_json(args.results.with_name("levers.json"), payload)
         print(f"wrote {args.results}")

@@ -67,3 +67,32 @@ def test_levers_report_names_what_is_missing(levers, tmp_path: Path, capsys: pyt
     rc = levers.main(["--study", str(_study(tmp_path)), "--out", str(out), "--results", str(tmp_path / "L.md"),
                       "--report-only", "--no-archive"])
     assert rc == 2 and "ema" in capsys.readouterr().err and not (tmp_path / "L.md").exists()
+
+
+def test_seed_ensemble_leaves_out_seeds_restored_without_checkpoints(levers, tmp_path: Path) -> None:
+    out = tmp_path / "study"
+    for name in levers.SEED_ENSEMBLE:
+        fake_run(out, name, 0.8)
+    assert levers.seed_members(out) == list(levers.SEED_ENSEMBLE)  # none restored: all three wait
+    for name in ("base-s1", "base-s2"):  # trained in this session: their checkpoints are at hand
+        (out / "runs" / name / "checkpoints").mkdir()
+    assert levers.seed_members(out) == ["base-s1", "base-s2"]
+    (out / "runs" / "base-s2" / "checkpoints").rmdir()
+    assert levers.seed_members(out) == list(levers.SEED_ENSEMBLE)  # one left is no ensemble
+
+
+def test_levers_report_names_the_members_of_a_two_seed_ensemble(levers, tmp_path: Path) -> None:
+    out = tmp_path / "study"
+    for name, acc in ACC.items():
+        fake_run(out, name, acc)
+    crops = {"id": [str(1000 + i) for i in range(N_CROPS)], "group": [f"c{i % N_CASES}" for i in range(N_CROPS)],
+             "correct": [True] * N_CROPS, "correct_assembled": [True] * N_CROPS}
+    (out / levers.ENSEMBLES).write_text(json.dumps({"base-seeds": {"members": ["base-s1", "base-s2"],
+                                                                   "accuracy": 1.0, "crops": crops}}))
+    results = tmp_path / "LEVERS.md"
+    assert levers.main(["--study", str(_study(tmp_path)), "--out", str(out), "--results", str(results),
+                        "--report-only", "--no-archive"]) == 0
+    md = results.read_text()
+    assert "| ensemble of 2 seeds |" in md and "mean class probabilities of base-s1, base-s2" in md
+    ens = json.loads((tmp_path / "levers.json").read_text())["setups"]["ensemble of 2 seeds"]
+    assert ens["members"] == ["base-s1", "base-s2"] and ens["train_minutes"] == pytest.approx(20.0)

@@ -144,7 +144,8 @@ def verdict(diff: Any, val_diff: float | None) -> str:
 
 def render(setups: list[Any], ensemble: Any | None, *, command: str, invocation: dict[str, Any],
            machine: dict[str, Any], study_path: str, ensemble_val: float | None = None,
-           ensemble_members: Sequence[str] = SEED_ENSEMBLE) -> tuple[str, dict[str, Any]]:
+           ensemble_members: Sequence[str] = SEED_ENSEMBLE,
+           title: str = "Levers of the fast CPU recipe on Pki-3 held-out cases") -> tuple[str, dict[str, Any]]:
     """LEVERS.md and levers.json from the setups (one named ``base``) and the seed ensemble."""
     b = _bench()
     by = {s.name: s for s in setups}
@@ -180,7 +181,7 @@ def render(setups: list[Any], ensemble: Any | None, *, command: str, invocation:
         }
     when = invocation["finished"]
     lines = [
-        "# Levers of the fast CPU recipe on Pki-3 held-out cases (issue 13)", "",
+        f"# {title} (issue 13)", "",
         f"Generated {when} by `{command}` from the run directories (`{study_path}`). Each lever changes one "
         "thing of the base (`configs/chromosome-cpu-fast.yaml`: ResNet-18 CE, 96 × 48 canvas, 5 epochs, "
         "one-cycle per batch, label smoothing 0.1, hflip TTA), same seed and split; Δ is the paired "
@@ -270,11 +271,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         invocation = {"finished": _dt.datetime.now().strftime("%Y-%m-%d %H:%M"), "load_start": load_start,
                       "load_end": b.loadavg(), "wall_s": round(time.perf_counter() - t0, 1)}
         study_path = os.path.relpath(args.study.resolve(), REPO)
+        title = {} if args.study.resolve() == DEFAULT_STUDY.resolve() else \
+            {"title": f"Study {study.name}: each setup against its base on Pki-3 held-out cases"}
         text, payload = render(setups, ens, command=command, invocation=invocation, machine=b.machine_info(),
                                study_path=study_path, ensemble_val=None if rec is None else rec.get("val_accuracy"),
-                               ensemble_members=members)
+                               ensemble_members=members, **title)
         atomic_write_text(args.results, text)
-        write_json(args.results.with_name("levers.json"), payload)
+        write_json(args.results.with_name(args.results.stem.lower() + ".json"), payload)  # LEVERS.md: levers.json
         print(f"wrote {args.results}")
     except (BiorepError, b.BenchmarkError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -39,20 +39,21 @@ def test_each_stage_is_a_fresh_onecycle_over_its_length() -> None:
     assert max(lrs[30:]) == pytest.approx(0.5) and lrs[29] < 0.01  # the second stage peaks again
 
 
-def test_resume_mid_stage_continues_the_same_trace() -> None:
+@pytest.mark.parametrize("saved_at", [5, 12, 17])  # in stage 1, exactly at the switch, in stage 2
+def test_resume_continues_the_same_trace(saved_at: int) -> None:
     cfg = OptimConfig(lr=0.5, optimizer="adamw", scheduler="onecycle", warmup_epochs=0.5)
     opt = _opt()
     ref = _trace(opt, StagedLR(opt, [12, 18], _onecycle_builder(cfg, 6.0)), 30)
 
     opt = _opt()
     sched = StagedLR(opt, [12, 18], _onecycle_builder(cfg, 6.0))
-    head = _trace(opt, sched, 17)  # into the second stage
+    head = _trace(opt, sched, saved_at)
     saved_opt, saved_sched = opt.state_dict(), sched.state_dict()
     opt2 = _opt()
     sched2 = StagedLR(opt2, [12, 18], _onecycle_builder(cfg, 6.0))  # as configure_optimizers builds it
     opt2.load_state_dict(saved_opt)  # Lightning restores the optimiser, then the scheduler
     sched2.load_state_dict(saved_sched)
-    assert head + _trace(opt2, sched2, 13) == pytest.approx(ref)
+    assert head + _trace(opt2, sched2, 30 - saved_at) == pytest.approx(ref)
 
 
 def test_refuses_other_stage_lengths_and_empty_stages() -> None:

@@ -263,3 +263,11 @@ def test_resume_may_change_inference_only_model_fields(tmp_path: Path) -> None:
     cyc = {**saved, "train": {"epochs": 2, "scheduler": "onecycle"}}
     with pytest.raises(RunDirError, match="onecycle"):
         resume_changes(cyc, {**cyc, "train": {"epochs": 3, "scheduler": "onecycle"}}, tmp_path)
+    # a two-stage SupCon run's per-stage schedules have fixed lengths too, whatever the schedule
+    two = {"method": {"name": "supcon", "mode": "two_stage", "stage_schedule": True},
+           "train": {"epochs": 4, "scheduler": "exponential", "limit_train_batches": 1.0}}
+    for key, value in (("epochs", 5), ("limit_train_batches", 0.5)):
+        with pytest.raises(RunDirError, match=f"train.{key} changed.*own LR schedule"):
+            resume_changes(two, {**two, "train": {**two["train"], key: value}}, tmp_path)
+    one = {**two, "method": {**two["method"], "stage_schedule": False}}  # one schedule: epochs may grow
+    assert resume_changes(one, {**one, "train": {**one["train"], "epochs": 5}}, tmp_path) == ["train.epochs: 4 → 5"]

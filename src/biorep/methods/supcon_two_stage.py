@@ -13,12 +13,17 @@ reading.
 
 from __future__ import annotations
 
+import logging
+
 import torch
 from torch import Tensor
 
 from biorep.losses import FocalCrossEntropy, SupConLoss
 from biorep.methods.base import concat_crops, mlp
+from biorep.methods.staged_lr import StagedLR
 from biorep.methods.supcon import SupCon, register_mode
+
+log = logging.getLogger("biorep.training")
 
 
 @register_mode("two_stage")
@@ -61,6 +66,12 @@ class SupConTwoStage(SupCon):
     def on_train_epoch_start(self) -> None:
         if not self.pretraining and not self.params.finetune:
             self.backbone.eval()
+        for config in self.trainer.lr_scheduler_configs:  # the schedule's stage follows the epochs'
+            sched = config.scheduler
+            if isinstance(sched, StagedLR) and sched.stage != int(not self.pretraining):
+                log.warning("epoch %d: the LR schedule is in stage %d of %s, the training in stage %d (the "
+                            "run's step count differs from the one estimated at its start)", self.current_epoch,
+                            sched.stage, sched.lengths, int(not self.pretraining))
 
     def compute_loss(self, views: list[Tensor], y: Tensor, idx: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         if self.pretraining:

@@ -129,5 +129,18 @@ def resume_changes(saved: dict[str, Any], new: dict[str, Any], source: Path) -> 
                     "train.scheduler onecycle: its schedule is fixed by the run's total steps (start a new "
                     "run, or --init-from this one with the new epochs)"
                 )
+            if key in ("train.epochs", "train.limit_train_batches") and _staged(saved):
+                raise RunDirError(
+                    f"{source}: cannot --resume with {key} changed ({old!r} → {new_value!r}): this two-stage "
+                    "run gives each stage its own LR schedule (method.stage_schedule), whose lengths are "
+                    "fixed when it starts (start a new run, or --init-from this one)"
+                )
             allowed.append(f"{key}: {old!r} → {new_value!r}")
     return allowed
+
+
+def _staged(saved: dict[str, Any]) -> bool:
+    """Whether a saved config trains in stages with one LR schedule each (SupCon two-stage)."""
+    method = saved.get("method") or {}
+    return (method.get("name") == "supcon" and method.get("mode", "two_stage") == "two_stage"
+            and bool(method.get("stage_schedule", False)) and (saved.get("train") or {}).get("scheduler") != "none")

@@ -17,7 +17,8 @@ One invocation:
 
     python benchmarks/chromosome/levers.py                 # the whole study (~85 min on 2 quiet cores)
     python benchmarks/chromosome/levers.py --only base --only ema
-    python benchmarks/chromosome/levers.py --report-only   # LEVERS.md from what is there
+    python benchmarks/chromosome/levers.py --report-only   # LEVERS.md from the runs there (all of them)
+    python benchmarks/chromosome/levers.py --report-only --partial   # from the finished ones, naming the rest
 """
 
 from __future__ import annotations
@@ -145,7 +146,8 @@ def verdict(diff: Any, val_diff: float | None) -> str:
 def render(setups: list[Any], ensemble: Any | None, *, command: str, invocation: dict[str, Any],
            machine: dict[str, Any], study_path: str, ensemble_val: float | None = None,
            ensemble_members: Sequence[str] = SEED_ENSEMBLE,
-           title: str = "Levers of the fast CPU recipe on Pki-3 held-out cases") -> tuple[str, dict[str, Any]]:
+           title: str = "Levers of the fast CPU recipe on Pki-3 held-out cases",
+           missing: Sequence[str] = ()) -> tuple[str, dict[str, Any]]:
     """LEVERS.md and levers.json from the setups (one named ``base``) and the seed ensemble."""
     b = _bench()
     by = {s.name: s for s in setups}
@@ -154,7 +156,8 @@ def render(setups: list[Any], ensemble: Any | None, *, command: str, invocation:
     base = by[BASE]
     seeds = [by[m] for m in SEED_ENSEMBLE if m in by]
     spread = (max(s.accuracy for s in seeds) - min(s.accuracy for s in seeds)) if len(seeds) > 1 else None
-    rows, payload = [], {"study": study_path, "invocation": invocation, "setups": {}, "seed_spread": spread}
+    rows, payload = [], {"study": study_path, "invocation": invocation, "setups": {}, "seed_spread": spread,
+                         "missing_runs": list(missing)}
     for s in [*setups, *([ensemble] if ensemble is not None else [])]:
         is_ens = s is ensemble
         val = ensemble_val if is_ens else s.mean(lambda r: r.val_accuracy)
@@ -182,6 +185,8 @@ def render(setups: list[Any], ensemble: Any | None, *, command: str, invocation:
     when = invocation["finished"]
     lines = [
         f"# {title} (issue 13)", "",
+        *([f"**Partial results:** {len(missing)} of the study's setups have not run yet ({', '.join(missing)}); "
+           "they are absent, not estimated.", ""] if missing else []),
         f"Generated {when} by `{command}` from the run directories (`{study_path}`). Each lever changes one "
         "thing of the base (`configs/chromosome-cpu-fast.yaml`: ResNet-18 CE, 96 × 48 canvas, 5 epochs, "
         "one-cycle per batch, label smoothing 0.1, hflip TTA), same seed and split; Δ is the paired "
@@ -195,8 +200,10 @@ def render(setups: list[Any], ensemble: Any | None, *, command: str, invocation:
         *rows, "",
     ]
     if ensemble is not None:
-        lines += [f"*ensemble*: mean class probabilities of {', '.join(ensemble_members)} (`biorep ensemble`); its "
-                  "train minutes are the members' sum.", ""]
+        alone = ", ".join(f"{m} {b.pct(by[m].accuracy, 2)}" for m in ensemble_members if m in by)
+        lines += [f"*ensemble*: mean class probabilities of {', '.join(ensemble_members)} (`biorep ensemble`; "
+                  f"alone: {alone}); its Δ is against the base like every row, and its train minutes are the "
+                  "members' sum.", ""]
     lines += [
         "## Machine", "",
         f"- {machine['nproc']} cores ({machine['cpu']}), torch {machine['torch']} ({machine['torch_threads']} "
@@ -212,6 +219,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
     p.add_argument("--only", action="append", default=None, metavar="SETUP", help="run only these setups")
     p.add_argument("--report-only", action="store_true", help="write LEVERS.md from the runs there")
+    p.add_argument("--partial", action="store_true",
+                   help="write the report from the finished runs, naming the missing ones at its top")
     p.add_argument("--archive", type=Path, default=None, metavar="DIR",
                    help="the study's archive (default: archive/<name of --out> beside this script)")
     p.add_argument("--no-archive", action="store_true", help="neither restore from nor write to the archive")
@@ -262,7 +271,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.only:
             print(f"ran {', '.join(args.only)}; LEVERS.md is written when every setup has run")
             return 0
-        setups = b.aggregate(b.collect(out, expand_grid(study)))
+        grid = expand_grid(study)
+        missing = b.missing_runs(out, grid) if args.partial else []
+        setups = b.aggregate(b.collect(out, grid, partial=args.partial))
         rec = (b.read_json(out / ENSEMBLES) if (out / ENSEMBLES).is_file() else {}).get("base-seeds")
         by = {s.name: s for s in setups}
         members = list(rec["members"]) if rec else []
@@ -275,7 +286,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             {"title": f"Study {study.name}: each setup against its base on Pki-3 held-out cases"}
         text, payload = render(setups, ens, command=command, invocation=invocation, machine=b.machine_info(),
                                study_path=study_path, ensemble_val=None if rec is None else rec.get("val_accuracy"),
-                               ensemble_members=members, **title)
+                               ensemble_members=members, missing=missing, **title)
         atomic_write_text(args.results, text)
         write_json(args.results.with_name(args.results.stem.lower() + ".json"), payload)  # LEVERS.md: levers.json
         print(f"wrote {args.results}")

@@ -94,5 +94,20 @@ def test_levers_report_names_the_members_of_a_two_seed_ensemble(levers, tmp_path
                         "--report-only", "--no-archive"]) == 0
     md = results.read_text()
     assert "| ensemble of 2 seeds |" in md and "mean class probabilities of base-s1, base-s2" in md
+    assert "alone: base-s1 81.00 %, base-s2 79.00 %" in md
     ens = json.loads((tmp_path / "levers.json").read_text())["setups"]["ensemble of 2 seeds"]
     assert ens["members"] == ["base-s1", "base-s2"] and ens["train_minutes"] == pytest.approx(20.0)
+
+
+def test_levers_partial_report_names_the_setups_not_run(levers, tmp_path: Path) -> None:
+    out = tmp_path / "study"
+    for name in ("base", "ema"):
+        fake_run(out, name, ACC[name])
+    results = tmp_path / "LEVERS.md"
+    assert levers.main(["--study", str(_study(tmp_path)), "--out", str(out), "--results", str(results),
+                        "--report-only", "--no-archive", "--partial"]) == 0
+    md = results.read_text()
+    assert "**Partial results:** 3 of the study's setups have not run yet (base-s1, base-s2, no-smoothing)" in md
+    rows = {line.split("|")[1].strip() for line in md.splitlines() if line.startswith("| ")}
+    assert {"base", "ema"} <= rows and "no-smoothing" not in rows
+    assert json.loads((tmp_path / "levers.json").read_text())["missing_runs"] == ["base-s1", "base-s2", "no-smoothing"]

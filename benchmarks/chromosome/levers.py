@@ -191,9 +191,10 @@ def render(setups: list[Any], ensemble: Any | None, *, command: str, invocation:
         "thing of the base (`configs/chromosome-cpu-fast.yaml`: ResNet-18 CE, 96 × 48 canvas, 5 epochs, "
         "one-cycle per batch, label smoothing 0.1, hflip TTA), same seed and split; Δ is the paired "
         "difference from the base on the same test cases (95 % bootstrap CI over the cases). "
-        "base-s1/-s2 change only the seed: their Δ is what the seed alone moves"
-        + (f" (test accuracy spread over the three seeds: {100 * spread:.2f} points)" if spread is not None else "")
-        + ". A lever is adopted only where validation agrees; the test cases only score.", "",
+        + ("base-s1/-s2 change only the seed: their Δ is what the seed alone moves"
+           + (f" (test accuracy spread over the three seeds: {100 * spread:.2f} points)" if spread is not None else "")
+           + ". " if len(seeds) > 1 else "")
+        + "A lever is adopted only where validation agrees; the test cases only score.", "",
         "| setup | val acc | test acc [95 % CI] | after assembly [95 % CI] | Δ test (points) | Δ assembled "
         "| train min | verdict |",
         "|---|---:|---:|---:|---:|---:|---:|---|",

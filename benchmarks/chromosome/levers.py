@@ -47,6 +47,7 @@ BASE = "base"
 #: The seed ensemble: its members, in order.
 SEED_ENSEMBLE = ("base", "base-s1", "base-s2")
 ENSEMBLES = "ensembles.json"
+DEFAULT_TITLE = "Levers of the fast CPU recipe on Pki-3 held-out cases"
 
 
 def _bench() -> Any:
@@ -80,17 +81,25 @@ def seed_members(out: Path) -> list[str]:
     return usable if len(usable) >= 2 else list(SEED_ENSEMBLE)
 
 
+def read_ensembles(out: Path) -> dict[str, Any]:
+    """``ensembles.json`` of a study folder (empty before the first ensemble is scored)."""
+    from biorep.rundir import read_json
+
+    path = out / ENSEMBLES
+    return read_json(path) if path.is_file() else {}
+
+
 def score_ensemble(out: Path, members: Sequence[str], name: str) -> dict[str, Any] | None:
     """The ensemble's numbers and per-crop correctness (``ensembles.json[name]``), computed once while
     the members' checkpoints exist and kept while the members are the same runs; None while a member
     is not finished and evaluated with its checkpoint at hand (e.g. restored from the archive)."""
     from biorep.evaluate.ensemble import evaluate_ensemble
-    from biorep.rundir import read_data, read_json, write_json
+    from biorep.rundir import read_data, write_json
     from biorep.study import archivable, is_restored
 
     b = _bench()
     path = out / ENSEMBLES
-    done = read_json(path) if path.is_file() else {}
+    done = read_ensembles(out)
     runs = [out / "runs" / m for m in members]
     ready = all(archivable(r) and not is_restored(r) for r in runs)
     keys = [_member_key(r) for r in runs] if all(archivable(r) for r in runs) else None
@@ -146,7 +155,7 @@ def verdict(diff: Any, val_diff: float | None) -> str:
 def render(setups: list[Any], ensemble: Any | None, *, command: str, invocation: dict[str, Any],
            machine: dict[str, Any], study_path: str, ensemble_val: float | None = None,
            ensemble_members: Sequence[str] = SEED_ENSEMBLE,
-           title: str = "Levers of the fast CPU recipe on Pki-3 held-out cases",
+           title: str = DEFAULT_TITLE,
            missing: Sequence[str] = ()) -> tuple[str, dict[str, Any]]:
     """LEVERS.md and levers.json from the setups (one named ``base``) and the seed ensemble."""
     b = _bench()
@@ -263,8 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                           only=args.only)
             finally:
                 sync()
-        kept = (b.read_json(out / ENSEMBLES) if (out / ENSEMBLES).is_file() else {}).get("base-seeds", {})
-        kept = kept.get("members") or []
+        kept = read_ensembles(out).get("base-seeds", {}).get("members") or []
         # a scored ensemble keeps its members while they are finished (restored ones included)
         members = kept if kept and all(archivable(out / "runs" / m) for m in kept) else seed_members(out)
         if score_ensemble(out, members, "base-seeds") is not None:
@@ -275,7 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         grid = expand_grid(study)
         missing = b.missing_runs(out, grid) if args.partial else []
         setups = b.aggregate(b.collect(out, grid, partial=args.partial))
-        rec = (b.read_json(out / ENSEMBLES) if (out / ENSEMBLES).is_file() else {}).get("base-seeds")
+        rec = read_ensembles(out).get("base-seeds")
         by = {s.name: s for s in setups}
         members = list(rec["members"]) if rec else []
         ens = None if rec is None or not all(m in by for m in members) else \
@@ -283,11 +291,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         invocation = {"finished": _dt.datetime.now().strftime("%Y-%m-%d %H:%M"), "load_start": load_start,
                       "load_end": b.loadavg(), "wall_s": round(time.perf_counter() - t0, 1)}
         study_path = os.path.relpath(args.study.resolve(), REPO)
-        title = {} if args.study.resolve() == DEFAULT_STUDY.resolve() else \
-            {"title": f"Study {study.name}: each setup against its base on Pki-3 held-out cases"}
+        title = DEFAULT_TITLE if args.study.resolve() == DEFAULT_STUDY.resolve() else \
+            f"Study {study.name}: each setup against its base on Pki-3 held-out cases"
         text, payload = render(setups, ens, command=command, invocation=invocation, machine=b.machine_info(),
                                study_path=study_path, ensemble_val=None if rec is None else rec.get("val_accuracy"),
-                               ensemble_members=members, missing=missing, **title)
+                               ensemble_members=members, missing=missing, title=title)
         atomic_write_text(args.results, text)
         write_json(args.results.with_name(args.results.stem.lower() + ".json"), payload)  # LEVERS.md: levers.json
         print(f"wrote {args.results}")

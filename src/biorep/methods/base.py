@@ -346,20 +346,17 @@ class BaseMethod(L.LightningModule):
             total = self._total_steps()
             per_epoch = self._steps_per_epoch(total)
             make = _STEP_SCHEDULERS[o.scheduler]
-            if len(stages) > 1:
-                lengths = [round(n * per_epoch) for n in stages[:-1]]
-                lengths.append(total - sum(lengths))
-                sched: Any = StagedLR(opt, lengths, lambda opt_, n: make(opt_, o, n, per_epoch))
-            else:
-                sched = make(opt, o, total, per_epoch)
-            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
-        if o.scheduler == "none":
+            lengths = [round(n * per_epoch) for n in stages[:-1]]
+            lengths.append(total - sum(lengths))
+            build: Any = lambda opt_, n: make(opt_, o, n, per_epoch)  # noqa: E731
+            interval = "step"
+        elif o.scheduler == "none":
             return opt
-        if len(stages) > 1:
-            sched = StagedLR(opt, stages, lambda opt_, n: _SCHEDULERS[o.scheduler](opt_, o, n))
         else:
-            sched = _SCHEDULERS[o.scheduler](opt, o, self._max_epochs())
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+            lengths, interval = stages, "epoch"
+            build = lambda opt_, n: _SCHEDULERS[o.scheduler](opt_, o, n)  # noqa: E731
+        sched = StagedLR(opt, lengths, build) if len(lengths) > 1 else build(opt, lengths[0])
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": interval}}
 
     def lr_scheduler_step(self, scheduler: Any, metric: Any) -> None:
         """Step torch schedulers as Lightning does, and :class:`StagedLR` (not a torch class) too."""

@@ -43,24 +43,16 @@ class StagedLR:
         self.optimizer = optimizer
         self.lengths = [int(n) for n in lengths]
         self._build = build
-        self.stage = 0
-        self.steps_in_stage = 0
-        self._reset_initial_lr()
-        self.active = build(optimizer, self.lengths[0])
-
-    def _reset_initial_lr(self) -> None:
-        # torch schedulers take their base lr from ``initial_lr`` once it is set (by the previous
-        # stage's scheduler); each stage starts from the configured lr instead.
-        for group in self.optimizer.param_groups:
-            group.pop("initial_lr", None)
-            if "biorep_base_lr" in group:
-                group["lr"] = group["biorep_base_lr"]
-            else:
-                group["biorep_base_lr"] = group["lr"]
+        self.base_lrs = [float(g["lr"]) for g in optimizer.param_groups]  # the configured lr of each group
+        self._enter(0)
 
     def _enter(self, stage: int) -> None:
         self.stage, self.steps_in_stage = stage, 0
-        self._reset_initial_lr()
+        # torch schedulers take their base lr from ``initial_lr`` once it is set (by the previous
+        # stage's scheduler); each stage starts from the configured lr instead.
+        for group, lr in zip(self.optimizer.param_groups, self.base_lrs):
+            group.pop("initial_lr", None)
+            group["lr"] = lr
         self.active = self._build(self.optimizer, self.lengths[stage])
 
     def step(self) -> None:

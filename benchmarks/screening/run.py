@@ -9,13 +9,15 @@ fold), the untrained-encoder and classical-features values and the paired verdic
 the epochs actually run, time and peak memory; and the study's four findings, each as holds /
 does not hold / cannot tell, decided by the CIs. A study folder that already holds finished runs
 is resumed, not retrained. A missing run, evaluation or value stops the script with a message
-naming it.
+naming it (``--partial``: the setups not finished on every fold are left out and named instead).
+RESULTS.md holds every configuration whose study has run, not only the ones this invocation ran.
 
 Usage:
     python benchmarks/screening/run.py                      # CPU-sized default (see the config)
     python benchmarks/screening/run.py --rgb --budget       # + all three channels + the budget curve
     python benchmarks/screening/run.py --gpu                # the study's protocol: 50 full epochs
     python benchmarks/screening/run.py --no-run             # only regenerate RESULTS.md / results.json
+    python benchmarks/screening/run.py --no-run --partial   # ... from the setups finished so far
     python benchmarks/screening/run.py --archive-only       # copy finished runs into the archive, exit
 
 A study outlives one session through its archive (``archive/<study folder>`` beside this file, to be
@@ -127,10 +129,12 @@ class Setup:
         return out
 
 
-def load_setups(prep: Any) -> list[Setup]:
-    """Every setup of a prepared study with its per-fold run summaries and task values."""
-    from biorep.rundir import RunPaths, read_summary
-    from biorep.study import fold_values, setup_config, study_setups
+def load_setups(prep: Any, partial: bool = False) -> tuple[list[Setup], list[str]]:
+    """Every setup of a prepared study with its per-fold run summaries and task values, and the names
+    of the setups left out. A setup with a run not finished or not evaluated on some fold stops this
+    with :class:`Missing`; with ``partial`` it is left out (and named) instead, unless it is a
+    baseline every other row is read against."""
+    from biorep.study import setup_config, study_setups
 
     tasks = _tasks()
     names = study_setups(prep.study)
@@ -138,34 +142,48 @@ def load_setups(prep: Any) -> list[Setup]:
     by_setup: dict[str, list[Any]] = {}
     for spec in prep.setups:
         by_setup.setdefault(spec.setup_name, []).append(spec)
-    out = []
+    out, skipped = [], []
     for i, name in enumerate(names):
         specs = by_setup[name]
         cfg = setup_config(prep.base, specs[0])
-        runs, summaries = {}, {}
-        for spec in specs:
-            run_dir = prep.out / "runs" / spec.name
-            paths = RunPaths(run_dir)
-            for p in (paths.summary, paths.evaluation):
-                if not p.is_file():
-                    raise Missing(f"{p}: not found; run {spec.name!r} is not finished or not evaluated — "
-                                  "run the study to completion first")
-            runs[spec.fold or "all"] = run_dir
-            summaries[spec.fold or "all"] = read_summary(run_dir)
-        method = str(cfg["method"]["name"])
-        s = Setup(name=name, method=method, augment=str(cfg["views"]["augment"]),
-                  crops=str(cfg["views"]["crops"]), backbone=str(cfg["model"]["backbone"]),
-                  grid=bool(i < n_grid and method in PARADIGMS), max_epochs=int(cfg["train"]["epochs"]),
-                  runs=runs, summaries=summaries)
-        for task, spec_t in tasks.items():
-            vals = fold_values(runs, spec_t)
-            missing = [v.fold for v in vals if v.value is None]
-            if missing:
-                raise Missing(f"{prep.out}: {task} ({spec_t.evaluation}.{spec_t.path}) is missing for setup "
-                              f"{name!r} on fold(s) {', '.join(missing)}; was the evaluation run?")
-            s.values[task] = vals
-        out.append(s)
-    return out
+        try:
+            out.append(_load_setup(prep, name, specs, cfg, grid=i < n_grid, tasks=tasks))
+        except Missing:
+            if not partial or str(cfg["model"]["backbone"]) == "classical" or int(cfg["train"]["epochs"]) == 0:
+                raise
+            skipped.append(name)
+    return out, skipped
+
+
+def _load_setup(prep: Any, name: str, specs: list[Any], cfg: dict[str, Any], *, grid: bool,
+                tasks: dict[str, Any]) -> Setup:
+    """One setup's runs over its folds (see :func:`load_setups`)."""
+    from biorep.rundir import RunPaths, read_summary
+    from biorep.study import fold_values
+
+    runs, summaries = {}, {}
+    for spec in specs:
+        run_dir = prep.out / "runs" / spec.name
+        paths = RunPaths(run_dir)
+        for p in (paths.summary, paths.evaluation):
+            if not p.is_file():
+                raise Missing(f"{p}: not found; run {spec.name!r} is not finished or not evaluated — "
+                              "run the study to completion first")
+        runs[spec.fold or "all"] = run_dir
+        summaries[spec.fold or "all"] = read_summary(run_dir)
+    method = str(cfg["method"]["name"])
+    s = Setup(name=name, method=method, augment=str(cfg["views"]["augment"]),
+              crops=str(cfg["views"]["crops"]), backbone=str(cfg["model"]["backbone"]),
+              grid=bool(grid and method in PARADIGMS), max_epochs=int(cfg["train"]["epochs"]),
+              runs=runs, summaries=summaries)
+    for task, spec_t in tasks.items():
+        vals = fold_values(runs, spec_t)
+        missing = [v.fold for v in vals if v.value is None]
+        if missing:
+            raise Missing(f"{prep.out}: {task} ({spec_t.evaluation}.{spec_t.path}) is missing for setup "
+                          f"{name!r} on fold(s) {', '.join(missing)}; was the evaluation run?")
+        s.values[task] = vals
+    return s
 
 
 # ----------------------------------------------------------------------------- formatting
@@ -487,8 +505,8 @@ def rel(path: Path | str) -> str:
     return str(path).replace(f"{ROOT}/", "")
 
 
-def section(kind: str, prep: Any, bench: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    setups = load_setups(prep)
+def section(kind: str, prep: Any, bench: dict[str, Any], partial: bool = False) -> tuple[str, dict[str, Any]]:
+    setups, skipped = load_setups(prep, partial)
     numbers = task_numbers(setups)
     t = prep.base["train"]
     folds = [f.get("label") for f in prep.study.folds] or ["(the config's split)"]
@@ -498,9 +516,13 @@ def section(kind: str, prep: Any, bench: dict[str, Any]) -> tuple[str, dict[str,
             f"{prep.base['data'].get('channels') or 'all'}; {t['epochs']} epochs × "
             f"{t.get('limit_train_batches') or 'all'} batch(es) of {t['batch_size']} (unless a setup says "
             f"otherwise); study wall time {bench['wall_time_s'] / 60:.1f} min.\n")
+    if skipped:
+        head += (f"\n**Partial:** {len(skipped)} setup(s) are not finished and evaluated on every fold yet and "
+                 f"are left out of every table and finding below: {', '.join(skipped)}. Rerun the script "
+                 "to train them (it resumes).\n")
     parts = [head]
     rec: dict[str, Any] = {"config": rel(prep.config), "study_folder": rel(prep.out), "folds": folds,
-                           "setups": {}}
+                           "setups": {}, "not_finished": skipped}
     for s in setups:
         rec["setups"][s.name] = {"method": s.method, "augment": s.augment, "crops": s.crops,
                                  "backbone": s.backbone, "grid": s.grid, "untrained": s.untrained,
@@ -528,7 +550,8 @@ def _sessions(bench: dict[str, Any]) -> str:
     return f" in {len(runs)} sessions ({minutes} min)"
 
 
-def write_results(preps: dict[str, Any], target: Path, json_target: Path | None = None) -> Path:
+def write_results(preps: dict[str, Any], target: Path, json_target: Path | None = None,
+                  partial: bool = False) -> Path:
     from biorep.rundir import atomic_write_text, read_json, write_json
 
     benches = {}
@@ -554,7 +577,7 @@ def write_results(preps: dict[str, Any], target: Path, json_target: Path | None 
                            "commands": list(dict.fromkeys(b["command"] for b in benches.values())),
                            "configurations": {}}
     for kind, prep in preps.items():
-        text, rec = section(kind, prep, benches[kind])
+        text, rec = section(kind, prep, benches[kind], partial)
         rec["wall_time_s"] = benches[kind]["wall_time_s"]
         body.append(text)
         doc["configurations"][kind] = rec
@@ -653,6 +676,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "needs every run, so combine with --no-results")
     ap.add_argument("--no-results", action="store_true", help="run, but do not write RESULTS.md / results.json")
     ap.add_argument("--no-run", action="store_true", help="only regenerate RESULTS.md from finished studies")
+    ap.add_argument("--partial", action="store_true",
+                    help="write RESULTS.md from the setups finished on every fold, naming the others (the "
+                    "baselines must be finished)")
     ap.add_argument("--no-report", action="store_true", help="skip the HTML comparison reports")
     ap.add_argument("--archive", type=Path, default=ARCHIVE, metavar="DIR",
                     help="each study's archive goes to DIR/<study folder name> (default: "
@@ -717,7 +743,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                       "report has no embedding maps for them", flush=True)
     if args.no_results:
         return 0
-    path = write_results(preps, args.results, args.json)
+    # RESULTS.md holds every configuration run so far, not only this invocation's (so that
+    # `--only-budget` does not drop the DNA-channel tables)
+    for kind in CONFIGS:
+        out = args.out_root / (CONFIGS[kind].stem + suffix)
+        if kind not in preps and (out / BENCHMARK).is_file():
+            preps[kind] = prepare_study(CONFIGS[kind], sets, out=out)
+    preps = {k: preps[k] for k in CONFIGS if k in preps}
+    path = write_results(preps, args.results, args.json, args.partial)
     print(f"wrote {path} and {args.json or path.with_name('results.json')}")
     return 0
 

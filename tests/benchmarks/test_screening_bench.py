@@ -150,3 +150,37 @@ def test_sessions_of_both_sides_are_kept(bench, tmp_path: Path) -> None:
     assert merged["wall_time_s"] == pytest.approx(150.0) and merged["started"] == "2026-12-01T08:00:00"
     assert merged["command"] == "c" and set(merged["timings"]) == {"r0", "r1"}
     assert bench.merge_benchmark(merged, local) == merged  # merging again changes nothing
+
+
+def _drop_run(prep, name: str) -> None:
+    RunPaths(prep.out / "runs" / name).evaluation.unlink()
+
+
+def test_partial_results_name_the_unfinished_setups(bench, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Through main(): without --partial an unfinished setup stops the script; with it, it is left out and
+    named, the other configuration's tables stay in RESULTS.md, and a missing baseline still stops it."""
+    from biorep.study.session import prepare_study
+
+    root = tmp_path / "runs"
+    preps = {k: prepare_study(bench.CONFIGS[k], out=root / bench.CONFIGS[k].stem) for k in ("gray", "budget")}
+    for prep in preps.values():
+        _fake_study(prep)
+    _drop_run(preps["budget"], "weak-50@Week4_27861")
+    results = tmp_path / "RESULTS.md"
+    argv = ["--only-budget", "--no-run", "--no-archive", "--out-root", str(root), "--results", str(results)]
+    with pytest.raises(bench.Missing, match="weak-50@Week4_27861"):
+        bench.main(argv)
+    assert not results.exists()
+
+    assert bench.main([*argv, "--partial"]) == 0
+    text = results.read_text()
+    doc = json.loads(results.with_name("results.json").read_text())
+    assert set(doc["configurations"]) == {"gray", "budget"}  # --only-budget kept the DNA-channel tables
+    budget = doc["configurations"]["budget"]
+    assert budget["not_finished"] == ["weak-50"] and "weak-50" not in budget["setups"]
+    assert set(budget["budget_curve"]["weak"]) == {"1", "4", "16"}
+    assert "**Partial:** 1 setup(s)" in text and doc["configurations"]["gray"]["not_finished"] == []
+
+    _drop_run(preps["budget"], "untrained@Week4_27801")
+    with pytest.raises(bench.Missing, match="untrained@Week4_27801"):
+        bench.main([*argv, "--partial"])

@@ -457,10 +457,13 @@ def baselines_section(setups: list[Setup], numbers: dict[str, dict[str, Any]], r
             beats[m] = {t: f for t, f in zip(_tasks(), flags, strict=True)}
             rows.append([m, *cells])
         rec[key] = beats
-        fails = [f"{m} on {t}" for m, b in beats.items() for t, ok in b.items() if not ok]
+        fails = {m: [t for t, ok in b.items() if not ok] for m, b in beats.items()}
+        fails = {m: ("every task" if len(ts) == len(b) else ", ".join(ts)) for (m, ts), b in
+                 zip(fails.items(), beats.values(), strict=True) if ts}
         out += [f"\n**Against {what}** — setups of each paradigm whose score lies above it by the paired CI "
                 "(all folds):\n", md_table(["paradigm", *_tasks()], rows),
-                "\n" + ("Where no setup of a paradigm beats " + what + ": " + "; ".join(fails) + "."
+                "\n" + ("Where no setup of a paradigm beats " + what + ": "
+                        + "; ".join(f"**{m}** on {ts}" for m, ts in fails.items()) + "."
                         if fails else f"Every paradigm has a setup above {what} on every task.") + "\n"]
     record["against baselines"] = rec
     return out
@@ -486,6 +489,24 @@ def budget_section(setups: list[Setup], numbers: dict[str, dict[str, Any]]) -> t
 
 
 # ----------------------------------------------------------------------------- the document
+def headline(setups: list[Setup], numbers: dict[str, dict[str, Any]]) -> str:
+    """The answer a reader needs first: how many (trained setup, task) scores beat each baseline."""
+    trained = [s for s in setups if not s.baseline]
+    tasks = list(_tasks())
+    lines = []
+    for key, what in (("untrained", "the untrained encoder"), ("classical", "the classical features")):
+        verdicts = [numbers[s.name][t].get(f"vs_{key}", {}).get("verdict") for s in trained for t in tasks]
+        if not any(verdicts):
+            continue
+        up, down = sum(v == "holds" for v in verdicts), sum(v == "does not hold" for v in verdicts)
+        lines.append(f"above {what} in **{up}** and below it in {down} of the {len(verdicts)} (trained "
+                     f"setup, task) scores")
+    if not lines:
+        return ""
+    return (f"**Headline:** by the paired 95 % CI over folds, the {len(trained)} trained setups × {len(tasks)} "
+            "tasks lie " + "; ".join(lines) + " (the rest cannot be told apart from it).\n")
+
+
 def machine() -> dict[str, str]:
     import torch
 
@@ -520,7 +541,7 @@ def section(kind: str, prep: Any, bench: dict[str, Any], partial: bool = False) 
         head += (f"\n**Partial:** {len(skipped)} setup(s) are not finished and evaluated on every fold yet and "
                  f"are left out of every table and finding below: {', '.join(skipped)}. Rerun the script "
                  "to train them (it resumes).\n")
-    parts = [head]
+    parts = [head, headline(setups, numbers)]
     rec: dict[str, Any] = {"config": rel(prep.config), "study_folder": rel(prep.out), "folds": folds,
                            "setups": {}, "not_finished": skipped}
     for s in setups:

@@ -91,6 +91,7 @@ def test_results_from_fake_studies(bench, tmp_path: Path) -> None:
     assert f["No single setup wins every task"]["verdict"] in ("holds", "does not hold", "cannot tell")
     assert "**Multi-crop vs one crop** — the study: it generally helps. Here: **holds**" in text
     assert "Every paradigm has a setup above the untrained encoder on every task." in text
+    assert "above the untrained encoder in **140** and below it in 0 of the 140 (trained setup, task)" in text
     budget = doc["configurations"]["budget"]
     assert set(budget["budget_curve"]) == {"weak", "autoencoder", "regularized", "byol"}
     assert set(budget["budget_curve"]["byol"]) == {"1", "4", "16", "50"}

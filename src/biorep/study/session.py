@@ -14,10 +14,12 @@ Example:
 from __future__ import annotations
 
 import multiprocessing
+import os
 import re
+import signal
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,6 +151,30 @@ def _train_here(cfg: dict[str, Any], run_dir: str, resume: bool) -> str:
     return str(train(RunConfig.model_validate(cfg), Path(run_dir), resume=resume))
 
 
+def interrupt_workers(pool: ProcessPoolExecutor, future: Future[Any], grace_s: float = 120.0) -> None:
+    """Pass an interrupt on to the pool's workers and wait for ``future`` to wind down.
+
+    A Ctrl-C in a terminal reaches the whole process group, but ``timeout -s INT``, ``kill -INT`` or a
+    scheduler signal the parent only; without this the parent would wait, interrupted, for the child
+    to finish the whole setup. The child's training stops as on Ctrl-C (its last checkpoint is kept
+    for ``--resume``); one still running after ``grace_s`` is terminated. The pool's worker list is
+    a private attribute of :class:`ProcessPoolExecutor` (no public accessor exists).
+    """
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    for proc in procs:
+        if proc.is_alive() and proc.pid is not None:
+            os.kill(proc.pid, signal.SIGINT)
+    try:
+        future.exception(timeout=grace_s)
+    except BaseException:  # noqa: BLE001 - winding down; the caller re-raises the interrupt
+        pass
+    if not future.done():
+        for proc in procs:
+            if proc.is_alive():
+                proc.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
 def train_isolated(cfg: dict[str, Any], run_dir: Path, resume: bool) -> Path:
     """Train one setup in a fresh (spawned) child process and wait for it.
 
@@ -157,8 +183,12 @@ def train_isolated(cfg: dict[str, Any], run_dir: Path, resume: bool) -> Path:
     """
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
+        future = pool.submit(_train_here, cfg, str(run_dir), resume)
         try:
-            return Path(pool.submit(_train_here, cfg, str(run_dir), resume).result())
+            return Path(future.result())
+        except KeyboardInterrupt:
+            interrupt_workers(pool, future)
+            raise
         except BrokenProcessPool:
             raise RunDirError(
                 f"{run_dir}: the training process died (killed, or out of memory?); run the same "

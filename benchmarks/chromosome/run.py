@@ -567,7 +567,15 @@ def is_transformer(setup: SetupNumbers) -> bool:
 def verdict(setups: Sequence[SetupNumbers], reference: dict[str, Any] | None,
             pairs: Sequence[Paired] | None = None) -> list[str]:
     """Plain statements of the issue's questions, computed from the numbers."""
+    from biorep.training.machine import same_hardware
+
     lines: list[str] = []
+    runs = [r for s in setups for r in s.runs]
+    if runs and not all(same_hardware(runs[0].summary, r.summary) for r in runs[1:]):
+        kinds = sorted({f"{r.summary.get('device')}/{r.summary.get('precision')}" for r in runs})
+        lines.append(f"- **The runs did not all train on the same hardware** ({', '.join(kinds)}, or another CPU "
+                     "capability, thread count or GPU in their summary.json): training times, time ratios and "
+                     "the equal-CPU-time pairs below mix machines; only the accuracies compare as they are.")
     pairs = list(pairs) if pairs is not None else comparisons(setups)
     by_model: dict[str, list[Paired]] = {}
     timed: dict[str, list[Paired]] = {}

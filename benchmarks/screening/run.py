@@ -264,7 +264,19 @@ def resources(s: Setup) -> dict[str, Any]:
         "s_per_batch": float(np.median(per_batch)) if per_batch else None,
         "peak_rss_mb": max(rss) if rss else None,
         "peak_tracemalloc_mb": max(heap) if heap else None,
+        "precision": {f: r.get("precision") for f, r in s.summaries.items()},
+        "machine": {f: r.get("machine") for f, r in s.summaries.items()},
     }
+
+
+def comparable_folds(runs: Sequence[Setup]) -> tuple[list[str], list[str]]:
+    """The folds on which every one of ``runs`` trained on the same hardware (device, precision and,
+    where recorded, CPU capability, threads, GPU), so their times and memory compare; and the others."""
+    from biorep.training.machine import same_hardware
+
+    folds = list(runs[0].summaries) if runs else []
+    same = [f for f in folds if all(same_hardware(runs[0].summaries[f], s.summaries[f]) for s in runs[1:])]
+    return same, [f for f in folds if f not in same]
 
 
 # ----------------------------------------------------------------------------- tables
@@ -288,10 +300,23 @@ def resources_table(setups: list[Setup]) -> str:
     for s in setups:
         r = resources(s)
         ep = ", ".join(f"{v}" + ("*" if r["stopped_early"][f] else "") for f, v in r["epochs_run"].items())
-        rows.append([label(s), f"{ep} of {r['max_epochs']}", fmt(r["s_per_batch"], 2),
+        precs = [str(v) for v in r["precision"].values()]
+        prec = precs[0] if len(set(precs)) == 1 else ", ".join(precs)
+        rows.append([label(s), f"{ep} of {r['max_epochs']}", prec, fmt(r["s_per_batch"], 2),
                      fmt(r["wall_time_s_total"], 0), fmt(r["peak_tracemalloc_mb"], 1), fmt(r["peak_rss_mb"], 0)])
-    return md_table(["setup", "epochs run per fold (* early stop)", "s / batch", "training s (all folds)",
-                     "peak tracemalloc MiB", "peak RSS MiB"], rows)
+    return md_table(["setup", "epochs run per fold (* early stop)", "precision (per fold if mixed)", "s / batch",
+                     "training s (all folds)", "peak tracemalloc MiB", "peak RSS MiB"], rows)
+
+
+def hardware_note(setups: list[Setup]) -> str:
+    """A warning when the runs did not all train on the same hardware (their times do not compare)."""
+    _, mixed = comparable_folds([s for s in setups if not s.baseline])
+    if not mixed:
+        return ""
+    return (f"\n**Hardware differs** between the runs of fold(s) {', '.join(mixed)} (precision, CPU capability, "
+            "threads or GPU in their summary.json; e.g. a CPU without native bf16 trains in fp32, about 3× "
+            "slower): training times and memory compare only between runs of the same hardware, and the "
+            "time and memory findings leave those folds out.\n")
 
 
 # ----------------------------------------------------------------------------- findings
@@ -368,23 +393,29 @@ def findings(setups: list[Setup], numbers: dict[str, dict[str, Any]]) -> tuple[s
         if s.method == "byol":
             continue
         twin = by_key[("byol", s.augment, s.crops)]
+        same, _ = comparable_folds([s, twin])
         per_fold = [float(s.summaries[f].get("wall_time_s")) / float(twin.summaries[f].get("wall_time_s"))
-                    for f in s.summaries if twin.summaries[f].get("wall_time_s")]
+                    for f in same if twin.summaries[f].get("wall_time_s")]
+        if not per_fold:
+            continue
         ratios.append(float(np.median(per_fold)))
         ratio_min.append(min(per_fold))
         ratio_max.append(max(per_fold))
-    r = np.asarray(ratios)
-    faster = ("holds" if min(ratio_min) > 1 else "does not hold" if max(ratio_max) < 1 else
+    r = np.asarray(ratios) if ratios else np.asarray([np.nan])
+    faster = ("cannot tell" if not ratios else "holds" if min(ratio_min) > 1 else
+              "does not hold" if max(ratio_max) < 1 else
               "holds" if np.median(r) > 1 and sum(x > 1 for x in ratio_min) * 2 > len(r) else "cannot tell")
     byol_epochs = [f"{s.name}: {', '.join(str(e) for e in resources(s)['epochs_run'].values())} of {s.max_epochs}"
                    for s in grid if s.method == "byol"]
     record["BYOL competitive and faster"] = {"competitive": competitive, "faster": faster, "tasks": comp,
-                                             "time_ratio_median": float(np.median(r)),
-                                             "time_ratio_range": [float(r.min()), float(r.max())]}
+                                             "time_ratio_median": float(np.median(r)) if ratios else None,
+                                             "time_ratio_range": [float(r.min()), float(r.max())] if ratios else None}
+    ratio_text = (f"median {np.median(r):.2f}×, range {r.min():.2f}×–{r.max():.2f}×" if ratios else
+                  "no pair of runs trained on the same hardware")
     out += ["\n**BYOL competitive and up to 11× faster** — competitive (BYOL's best setup not worse, by "
             f"the CI, than the best setup of the other three paradigms, on every task): **{competitive}**; "
             f"faster: **{faster}** — training time of the other paradigms over BYOL's with the same views "
-            f"(median over folds): median {np.median(r):.2f}×, range {r.min():.2f}×–{r.max():.2f}× "
+            f"(median over folds, pairs on the same hardware only): {ratio_text} "
             "(*holds* when every fold of every pair is faster for BYOL, or the median ratio is > 1 and "
             "more than half of the pairs are faster on every fold). Epochs BYOL ran per fold (its "
             f"stopping rule): {'; '.join(byol_epochs)}.\n",
@@ -394,12 +425,17 @@ def findings(setups: list[Setup], numbers: dict[str, dict[str, Any]]) -> tuple[s
     lines, verdicts = [], []
     for key, name in (("peak_tracemalloc_mb", "peak tracemalloc MiB"), ("peak_rss_mb", "peak RSS MiB"),
                       ("wall_time_s", "training time s")):
-        folds = list(grid[0].summaries)
+        folds, _ = comparable_folds(grid)
+        if not folds:
+            verdicts.append("cannot tell")
+            lines.append([name, *("—" for _ in PARADIGMS), "no fold with one hardware", "cannot tell"])
+            continue
         top_per_fold = []
         for f in folds:
             m = {p: np.mean([float(s.summaries[f].get(key) or 0) for s in grid if s.method == p]) for p in PARADIGMS}
             top_per_fold.append(max(m, key=m.get))
-        mean = {p: np.mean([v for s in grid if s.method == p for v in s.summary_values(key)]) for p in PARADIGMS}
+        mean = {p: np.mean([float(s.summaries[f].get(key) or 0) for s in grid if s.method == p for f in folds])
+                for p in PARADIGMS}
         n_reg = sum(t == "regularized" for t in top_per_fold)
         v = "holds" if n_reg == len(folds) else ("does not hold" if n_reg == 0 else "cannot tell")
         verdicts.append(v)
@@ -541,7 +577,7 @@ def section(kind: str, prep: Any, bench: dict[str, Any], partial: bool = False) 
         head += (f"\n**Partial:** {len(skipped)} setup(s) are not finished and evaluated on every fold yet and "
                  f"are left out of every table and finding below: {', '.join(skipped)}. Rerun the script "
                  "to train them (it resumes).\n")
-    parts = [head, headline(setups, numbers)]
+    parts = [head + hardware_note(setups), headline(setups, numbers)]
     rec: dict[str, Any] = {"config": rel(prep.config), "study_folder": rel(prep.out), "folds": folds,
                            "setups": {}, "not_finished": skipped}
     for s in setups:

@@ -171,6 +171,21 @@ def test_results_from_fake_runs(bench, tmp_path: Path) -> None:
     json.dumps(out)  # machine-readable as it is
 
 
+def test_runs_on_other_hardware_are_named_in_the_verdict(bench, tmp_path: Path) -> None:
+    """Seeds resumed on another machine (here one run in fp32, the others bf16): the verdict says the
+    times mix machines; on one machine it says nothing of it."""
+    _all_runs(tmp_path)
+    for path in (tmp_path / "runs").glob("*/summary.json"):
+        path.write_text(json.dumps({**json.loads(path.read_text()), "device": "cpu", "precision": "bf16-mixed"}))
+    setups = bench.aggregate(bench.collect(tmp_path, expand_grid(study())), n_boot=50)
+    assert "same hardware" not in "\n".join(bench.verdict(setups, REFERENCE))
+    path = tmp_path / "runs" / "resnet18-ce@s1" / "summary.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "precision": "32"}))
+    setups = bench.aggregate(bench.collect(tmp_path, expand_grid(study())), n_boot=50)
+    text = "\n".join(bench.verdict(setups, REFERENCE))
+    assert "did not all train on the same hardware** (cpu/32, cpu/bf16-mixed" in text
+
+
 def test_seeds_option_picks_the_first_seeds_runs_of_the_whole_study(bench) -> None:
     whole = study()
     chosen = bench.first_seeds(whole, 1)

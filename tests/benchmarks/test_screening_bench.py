@@ -185,3 +185,45 @@ def test_partial_results_name_the_unfinished_setups(bench, tmp_path: Path, capsy
     _drop_run(preps["budget"], "untrained@Week4_27801")
     with pytest.raises(bench.Missing, match="untrained@Week4_27801"):
         bench.main([*argv, "--partial"])
+
+
+def _set_hardware(prep, fold: str, precision: str, wall_time_s: float | None = None) -> None:
+    """Mark every trained run of ``fold`` as trained at ``precision`` (another machine), optionally with
+    another training time."""
+    for spec in prep.setups:
+        if spec.fold != fold or spec.setup_name.startswith(("untrained", "classical", "byol")):
+            continue
+        path = RunPaths(prep.out / "runs" / spec.name).summary
+        summary = json.loads(path.read_text())
+        summary["precision"] = precision
+        if wall_time_s is not None:
+            summary["wall_time_s"] = wall_time_s
+        write_json(path, summary)
+
+
+def test_times_are_compared_only_between_runs_on_the_same_hardware(bench, tmp_path: Path) -> None:
+    """A fold whose runs trained on other hardware (here: fp32 instead of bf16) is named and left out of
+    the time and memory findings, which would otherwise flip; with no comparable pair they cannot tell."""
+    from biorep.study.session import prepare_study
+
+    prep = prepare_study(bench.CONFIGS["gray"], out=tmp_path / "g")
+    _fake_study(prep)
+    for spec in prep.setups:  # every run bf16 on the machine of the fake study
+        path = RunPaths(prep.out / "runs" / spec.name).summary
+        write_json(path, {**json.loads(path.read_text()), "precision": "bf16-mixed", "device": "cpu"})
+    _set_hardware(prep, "Week4_27861", "32", wall_time_s=1.0)  # would make BYOL 'slower' on that fold
+    bench.write_results({"gray": prep}, tmp_path / "R.md")
+    text = (tmp_path / "R.md").read_text()
+    gray = json.loads((tmp_path / "results.json").read_text())["configurations"]["gray"]
+    assert "**Hardware differs** between the runs of fold(s) Week4_27861" in text
+    assert gray["findings"]["BYOL competitive and faster"]["faster"] == "holds"
+    assert gray["findings"]["BYOL competitive and faster"]["time_ratio_median"] == pytest.approx(3.0, rel=0.5)
+    assert gray["setups"]["weak-none-one"]["precision"]["Week4_27861"] == "32"
+
+    for fold in ("Week4_27801", "Week4_27821"):
+        _set_hardware(prep, fold, "32")
+    bench.write_results({"gray": prep}, tmp_path / "R2.md")
+    gray = json.loads((tmp_path / "results.json").read_text())["configurations"]["gray"]
+    byol = gray["findings"]["BYOL competitive and faster"]
+    assert byol["faster"] == "cannot tell" and byol["time_ratio_median"] is None
+    assert gray["findings"]["Regularized costs the most"]["verdict"] == "cannot tell"

@@ -42,6 +42,7 @@ from biorep.rundir import (
 from biorep.training.callbacks import MetricsCSV, ResourceMonitor
 from biorep.training.checkpointing import AtomicCheckpointIO, LastCheckpoint, check_checkpoint
 from biorep.training.config import RunConfig
+from biorep.training.machine import machine_info
 from biorep.training.progress import LineProgress, resolve_progress
 from biorep.training.rundir import Replacement, check_run_dir, is_rank_zero_process, resume_changes
 from biorep.training.sampling import ClassBalancedBatchSampler, SamplerResume, ShuffledBatchSampler, make_loader
@@ -373,6 +374,7 @@ def run_summary(
         world_size=int(trainer.world_size),
         precision=precision.value,
         precision_reason=precision.reason,
+        machine=machine_info(),
         resumed=resumed,
         resume_changes=changes,
     )

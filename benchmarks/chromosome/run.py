@@ -137,18 +137,15 @@ def machine_info() -> dict[str, Any]:
     import timm
     import torch
 
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from biorep.training.machine import cpu_model
+    from biorep.training.machine import machine_info as run_machine
+
+    cpu = cpu_model()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {
         "nproc": os.cpu_count(),
         "cpu": cpu,
+        "cpu_capability": run_machine()["cpu_capability"],
         "gpu": gpu,
         "torch": torch.__version__,
         "timm": timm.__version__,
@@ -889,7 +886,9 @@ def render_results(
         lines += [f"The reference loop, {where}:", "", "```", reference.get("command", "?"), "```", ""]
     lines += [
         "## Machine", "",
-        f"- {machine['nproc']} cores ({machine['cpu']})" + (f", GPU {machine['gpu']}" if machine.get("gpu") else ", no GPU"),
+        f"- {machine['nproc']} cores ({machine['cpu']}"
+        + (f", {machine['cpu_capability']}" if machine.get("cpu_capability") else "") + ")"
+        + (f", GPU {machine['gpu']}" if machine.get("gpu") else ", no GPU"),
         f"- torch {machine['torch']} ({machine['torch_threads']} threads), timm {machine['timm']}, "
         f"lightning {machine['lightning']}, Python {machine['python']}",
         f"- load average (1/5/15 min) at start {invocation['load_start']}, at end {invocation['load_end']}"

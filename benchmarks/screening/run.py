@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import platform
 import shlex
 import sys
@@ -544,17 +543,12 @@ def headline(setups: list[Setup], numbers: dict[str, dict[str, Any]]) -> str:
 
 
 def machine() -> dict[str, str]:
-    import torch
+    from biorep.training.machine import machine_info
 
-    cpu = "unknown"
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"nproc": str(os.cpu_count()), "cpu": cpu, "torch": torch.__version__,
-            "threads": str(torch.get_num_threads()), "python": platform.python_version(),
-            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"}
+    m = machine_info()
+    return {"nproc": str(m["cpu_count"]), "cpu": m["cpu"], "cpu_capability": str(m["cpu_capability"]),
+            "torch": m["torch"], "threads": str(m["threads"]), "python": platform.python_version(),
+            "gpu": m["gpu"] or "none"}
 
 
 def rel(path: Path | str) -> str:
@@ -626,8 +620,9 @@ def write_results(preps: dict[str, Any], target: Path, json_target: Path | None 
         "Setup and task definitions: `configs/studies/screening-16.yaml` (comments).\n",
         "## How it was run\n", "```\n" + cmds + "\n```\n",
         "Equivalent CLI per configuration: " + "; ".join(f"`{rel(b['cli'])}`" for b in benches.values()) + "\n",
-        f"Machine: {m['nproc']} CPU cores ({m['cpu']}), torch {m['torch']} ({m['threads']} threads), "
-        f"Python {m['python']}, GPU: {m['gpu']}. Wall time: "
+        f"Generated on: {m['nproc']} CPU cores ({m['cpu']}, {m['cpu_capability']}), torch {m['torch']} "
+        f"({m['threads']} threads), Python {m['python']}, GPU: {m['gpu']}; each run records the machine it "
+        "trained on in its summary.json (precision per setup in the time tables). Wall time: "
         + ", ".join(f"{k} {b['wall_time_s'] / 60:.1f} min" + _sessions(b) for k, b in benches.items()) + ".\n",
     ]
     doc: dict[str, Any] = {"generated": dt.date.today().isoformat(), "machine": m,

@@ -11,10 +11,11 @@ from biorep.study.session import interrupt_workers
 
 def test_interrupt_reaches_the_worker_and_the_pool_winds_down() -> None:
     pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    # A first task waits until the worker has started (spawning takes seconds on a loaded machine; an
+    # interrupt during its start-up kills it instead of interrupting the work); the idle worker then
+    # takes the sleep at once.
+    assert pool.submit(int, "7").result(timeout=120) == 7
     future = pool.submit(time.sleep, 120)
-    deadline = time.monotonic() + 30
-    while not pool._processes and time.monotonic() < deadline:  # the worker is spawned lazily
-        time.sleep(0.1)
     time.sleep(2.0)  # let it reach the sleep
     procs = list(pool._processes.values())
     t0 = time.monotonic()

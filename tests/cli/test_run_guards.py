@@ -148,3 +148,15 @@ def test_changing_tta_on_a_finished_run_recomputes_the_cached_logits(karyotype_c
     expected = run.model.classify(torch.from_numpy(np.asarray(ds.images[idx]))).numpy()
     (stored,) = [np.load(p) for p in (karyotype_copy / "embeddings").glob("test*.logits.npy")]
     np.testing.assert_allclose(stored, expected, atol=1e-4)
+
+
+def test_train_overwrite_refuses_a_folder_that_is_not_a_run(tmp_path: Path, cli: Callable) -> None:
+    """``--overwrite`` replaces a run, never a user's folder that merely is not empty."""
+    smoke = Path(__file__).resolve().parents[2] / "configs" / "synthetic-smoke.yaml"
+    folder = tmp_path / "userdata"
+    (folder / "notes").mkdir(parents=True)
+    (folder / "notes" / "thesis.txt").write_text("precious")
+    code, _, err = cli("train", smoke, "--out", folder, "--overwrite", "--set", "train.epochs=1")
+    assert code == 2 and "is not a biorep run directory" in err and "userdata" in err
+    assert (folder / "notes" / "thesis.txt").read_text() == "precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["userdata"]  # nothing moved aside or left behind

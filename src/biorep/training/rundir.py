@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from biorep.errors import RunDirError
-from biorep.rundir import CONFIG, RunPaths, is_rank_zero_process, read_state
+from biorep.rundir import CONFIG, STATE, RunPaths, is_rank_zero_process, read_state
 
 __all__ = ["Replacement", "check_run_dir", "is_rank_zero_process", "resume_changes"]
 
@@ -47,6 +47,11 @@ def check_run_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
         return
     if out.exists() and not out.is_dir():
         raise RunDirError(f"{out}: exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and overwrite and not _is_run_dir(out):
+        raise RunDirError(
+            f"{out}: is not empty and is not a biorep run directory (no {CONFIG} or {STATE}); --overwrite "
+            "replaces only a run: choose another --out, or empty or remove the folder yourself"
+        )
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         state = read_state(out)
         if state is not None and state.status in ("interrupted", "failed"):
@@ -58,6 +63,15 @@ def check_run_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
             f"{out}: run directory already exists and is not empty; pass --overwrite to replace it "
             "or --resume to continue it"
         )
+
+
+def _is_run_dir(out: Path) -> bool:
+    """A biorep run (its ``config.yaml`` or ``state.json``), or what a run's start left before it failed
+    (only empty folders such as ``checkpoints/``): the folders ``--overwrite`` may replace."""
+    paths = RunPaths(out)
+    if paths.config.is_file() or paths.state.is_file():
+        return True
+    return all(p.is_dir() for p in out.rglob("*"))
 
 
 class Replacement:

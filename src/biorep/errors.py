@@ -26,6 +26,21 @@ class RunDirError(BiorepError):
     """A run directory is missing, incomplete or would be overwritten."""
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped by Ctrl-C or SIGTERM (a scheduler's pre-emption); the run dir is kept for
+    ``--resume``. Lightning turns both signals into ``SystemExit`` (status 1, or 0 for SIGTERM);
+    this carries the signal's conventional exit status instead (130, 143)."""
+
+    def __init__(self, out: str, signal_name: str = "SIGINT") -> None:
+        super().__init__(out, signal_name)
+        self.out, self.signal_name = out, signal_name
+        self.exit_code = 143 if signal_name == "SIGTERM" else 130
+
+    def __str__(self) -> str:
+        return (f"interrupted ({self.signal_name}); {self.out} is kept: continue it with "
+                f"`biorep train CONFIG --out {self.out} --resume`")
+
+
 def validation_message(exc: Any, *, prefix: str = "") -> str:
     """One line for a pydantic ``ValidationError``: each problem as ``KEY=VALUE: what is wrong``.
 

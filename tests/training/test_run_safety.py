@@ -207,6 +207,26 @@ def test_kill_9_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path: Pat
     assert read_state(run).status == "finished"
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_or_ctrl_c_mid_run_is_an_interruption_with_a_nonzero_status(tmp_path: Path, sig: int) -> None:
+    """A scheduler's SIGTERM (Lightning raises a SystemExit without a code for it) or a Ctrl-C: the exit
+    status is not 0 and the run is marked interrupted (not failed), so a scheduler and --resume see it."""
+    run = tmp_path / "run"
+    settings = [*KILL_SETTINGS, "--set", "train.epochs=500"]
+    proc = subprocess.Popen([*CLI, "train", str(SMOKE), "--out", str(run), *settings], env=_env(tmp_path),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None and not RunPaths(run).last.is_file():
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be signalled"
+    os.kill(proc.pid, sig)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode in (130, 143), out  # 143 for SIGTERM is meant; its message is not printed yet
+    assert "Traceback" not in out
+    assert read_state(run).status == "interrupted"
+
+
 def test_progress_lines_without_a_tty(tmp_path: Path) -> None:
     out = subprocess.run(
         [*CLI, "train", str(SMOKE), "--out", str(tmp_path / "run"), "--set", "train.epochs=2",

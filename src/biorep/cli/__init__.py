@@ -29,7 +29,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from biorep.errors import BiorepError
+from biorep.errors import BiorepError, TrainingInterrupted
 
 console = Console(stderr=True)
 #: Exit status of user, usage and OS errors (click's usage-error status).
@@ -211,13 +211,17 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(rc)
     except BiorepError as exc:
         _fail(str(exc), exc.exit_code)
-    except KeyboardInterrupt:
-        console.print("interrupted")
-        sys.exit(130)
+    except KeyboardInterrupt as exc:
+        console.print(str(exc) if isinstance(exc, TrainingInterrupted) else "interrupted", highlight=False)
+        sys.exit(getattr(exc, "exit_code", 130))
     except BaseException as exc:  # noqa: BLE001 - sorted by behaviour below, the rest re-raised
         if isinstance(exc, SystemExit):
             raise
-        if abort and isinstance(exc, abort):
+        if abort and isinstance(exc, abort):  # click's wrapping of a KeyboardInterrupt
+            cause = exc.__cause__ or exc.__context__
+            if isinstance(cause, TrainingInterrupted):
+                console.print(str(cause), highlight=False, soft_wrap=True)
+                sys.exit(cause.exit_code)
             console.print("aborted")
             sys.exit(130)
         if exit_ and isinstance(exc, exit_):

@@ -23,7 +23,7 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProg
 
 from biorep.data import ImageDataset, IntensityScaler, Splits, load_dataset, split_dataset
 from biorep.data.checks import check_classes, image_stats
-from biorep.errors import BiorepError, ConfigError, DataError, RunDirError
+from biorep.errors import BiorepError, ConfigError, DataError, RunDirError, TrainingInterrupted
 from biorep.methods import METHODS, BaseMethod, DataInfo
 from biorep.precision import PrecisionChoice, resolve_precision, training_device_type
 from biorep.rundir import (
@@ -445,10 +445,15 @@ def train(
         if cfg.train.epochs == 0:  # an untrained baseline: keep the initialised weights as the run's checkpoint
             parts.trainer.save_checkpoint(str(paths.last), weights_only=False)
     except BaseException as exc:
+        # Lightning answers Ctrl-C with sys.exit(1) and SIGTERM with SIGTERMException (a SystemExit)
+        signal_name = "SIGTERM" if type(exc).__name__ == "SIGTERMException" else "SIGINT"
+        interrupted = isinstance(exc, (KeyboardInterrupt, SystemExit))
         if zero and not replacement.rollback():
             if out.is_dir():
-                status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-                write_state(out, status, f"{type(exc).__name__}: {exc}"[:500])
+                message = f"interrupted by {signal_name}" if interrupted else f"{type(exc).__name__}: {exc}"
+                write_state(out, "interrupted" if interrupted else "failed", message[:500])
+        if isinstance(exc, SystemExit):
+            raise TrainingInterrupted(str(out), signal_name) from exc
         raise
     replacement.commit()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import signal
 import time
 from concurrent.futures import ProcessPoolExecutor
 
@@ -10,6 +11,16 @@ from biorep.study.session import interrupt_workers
 
 
 def test_interrupt_reaches_the_worker_and_the_pool_winds_down() -> None:
+    # Lightning's Ctrl-C handling (in an earlier test of this process) leaves SIGINT ignored, and a
+    # spawned child inherits an ignored signal: give this process (and so the worker) the default.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _interrupt_a_sleeping_worker()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _interrupt_a_sleeping_worker() -> None:
     pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
     # A first task waits until the worker has started (spawning takes seconds on a loaded machine; an
     # interrupt during its start-up kills it instead of interrupting the work); the idle worker then

@@ -148,6 +148,9 @@ def _train_here(cfg: dict[str, Any], run_dir: str, resume: bool) -> str:
     """Train one setup in this process (the child's entry point with ``--isolate``)."""
     from biorep.training import RunConfig, train
 
+    # a parent whose SIGINT is ignored (Lightning does that after a Ctrl-C) would pass that on
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
     return str(train(RunConfig.model_validate(cfg), Path(run_dir), resume=resume))
 
 

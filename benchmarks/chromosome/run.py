@@ -132,26 +132,23 @@ def loadavg() -> list[float]:
 
 
 def machine_info() -> dict[str, Any]:
-    """Cores, CPU model, library versions and torch threads of this machine."""
+    """Cores, CPU model and capability, library versions and torch threads of this machine."""
     import lightning
     import timm
-    import torch
 
-    from biorep.training.machine import cpu_model
     from biorep.training.machine import machine_info as run_machine
 
-    cpu = cpu_model()
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    m = run_machine()
     return {
-        "nproc": os.cpu_count(),
-        "cpu": cpu,
-        "cpu_capability": run_machine()["cpu_capability"],
-        "gpu": gpu,
-        "torch": torch.__version__,
+        "nproc": m["cpu_count"],
+        "cpu": m["cpu"],
+        "cpu_capability": m["cpu_capability"],
+        "gpu": m["gpu"],
+        "torch": m["torch"],
         "timm": timm.__version__,
         "lightning": lightning.__version__,
         "python": platform.python_version(),
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": m["threads"],
         "platform": platform.platform(),
     }
 

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -189,16 +188,6 @@ def _cpu_flags() -> list[str]:
         return []
     flags = next((ln.split(":", 1)[1].split() for ln in text.splitlines() if ln.startswith("flags")), [])
     return sorted(f for f in flags if f.startswith(("avx512", "amx")) or f in ("avx2", "fma"))
-
-
-def _cpu_model() -> str:
-    try:
-        for ln in Path("/proc/cpuinfo").read_text().splitlines():
-            if ln.startswith("model name"):
-                return ln.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def _uptime() -> str:
@@ -365,7 +354,9 @@ def main() -> None:
     results: dict[str, Any] = json.loads(out_json.read_text()) if out_json.is_file() else {}
     meta = results.setdefault("meta", {})
     rows = results.setdefault("rows", {})
-    meta.update(torch=torch.__version__, cpu=_cpu_model(), flags=_cpu_flags())
+    from biorep.training.machine import cpu_model
+
+    meta.update(torch=torch.__version__, cpu=cpu_model(), flags=_cpu_flags())
     inv = {"command": " ".join(["bench_step.py", *sys.argv[1:]]), "uptime": _uptime(), "threads": args.threads,
            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     print(inv["uptime"], flush=True)

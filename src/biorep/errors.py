@@ -37,8 +37,12 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.exit_code = 143 if signal_name == "SIGTERM" else 130
 
     def __str__(self) -> str:
+        return self.message()
+
+    def message(self, config: str | None = None) -> str:
+        """What stopped, what is kept and the command that continues it (``config``: the file trained)."""
         return (f"interrupted ({self.signal_name}); {self.out} is kept: continue it with "
-                f"`biorep train CONFIG --out {self.out} --resume`")
+                f"`biorep train {config or 'CONFIG'} --out {self.out} --resume`")
 
 
 def validation_message(exc: Any, *, prefix: str = "") -> str:

@@ -73,6 +73,46 @@ def test_overwrite_failing_before_first_checkpoint_restores_the_old_run(finished
     assert _digest(run) == before
 
 
+def test_trainer_setup_refused_by_lightning_restores_the_old_run(
+    finished: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A setting Lightning refuses while the Trainer is built (after the old run was moved aside) is a
+    ConfigError, and the old run is back in place, not left hidden in ``.NAME.replaced-PID``."""
+    import shutil
+
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    from biorep.training import engine
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise MisconfigurationException("`devices` selected are not available")
+
+    monkeypatch.setattr(engine, "build_trainer", refuse)
+    run = tmp_path / "run"
+    shutil.copytree(finished, run)
+    before = _digest(run)
+    with pytest.raises(ConfigError, match="devices"):
+        train(load_config(SMOKE), run, overwrite=True)
+    assert _digest(run) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    fresh = tmp_path / "fresh"
+    with pytest.raises(ConfigError):
+        train(load_config(SMOKE), fresh)
+    assert not fresh.exists()  # nothing trained: no half-made run folder
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA GPU")
+def test_gpu_accelerator_without_a_gpu_is_refused_before_anything_is_written(finished: Path, tmp_path: Path) -> None:
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(finished, run)
+    before = _digest(run)
+    with pytest.raises(ConfigError, match="train.accelerator=gpu: torch sees no CUDA GPU"):
+        train(load_config(SMOKE, ["train.accelerator=gpu"]), run, overwrite=True)
+    assert _digest(run) == before
+
+
 def test_overwrite_replaces_once_the_new_run_has_a_checkpoint(finished: Path, tmp_path: Path) -> None:
     import shutil
 
@@ -222,7 +262,8 @@ def test_sigterm_or_ctrl_c_mid_run_is_an_interruption_with_a_nonzero_status(tmp_
     assert proc.poll() is None, "the run ended before it could be signalled"
     os.kill(proc.pid, sig)
     out, _ = proc.communicate(timeout=120)
-    assert proc.returncode in (130, 143), out  # 143 for SIGTERM is meant; its message is not printed yet
+    assert proc.returncode == (143 if sig == signal.SIGTERM else 130), out
+    assert f"--out {run} --resume" in out and str(SMOKE) in out
     assert "Traceback" not in out
     assert read_state(run).status == "interrupted"
 

@@ -9,7 +9,8 @@ line on stderr and a non-zero exit status, never a traceback:
   "Did you mean" hint, status 2;
 - a group called without a verb (``biorep``, ``biorep datasets``) → its help, status 2 (click's
   convention since 8.2, kept here for every typer/click version);
-- Ctrl-C → ``interrupted``, status 130.
+- Ctrl-C → ``interrupted``, status 130; a training run stopped by Ctrl-C or SIGTERM names the
+  command that resumes it and exits 130 or 143 (:func:`training_interruption`).
 
 ``biorep --debug ...`` shows the traceback as well. Typer ≥ 0.2x raises exceptions of its own
 bundled click copy rather than of the ``click`` package, so they are recognised by behaviour
@@ -23,6 +24,8 @@ import importlib
 import os
 import sys
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, NoReturn
 
 import typer
@@ -91,6 +94,18 @@ def _root(
     """biorep: representation learning for biological images."""
     _STATE["debug"] = debug
     help_without_verb(ctx)
+
+
+@contextmanager
+def training_interruption(config: str | None = None) -> Iterator[None]:
+    """Around a verb's training: a :class:`TrainingInterrupted` prints its resume hint and exits with
+    its status (130 Ctrl-C, 143 SIGTERM). Done inside the verb because typer turns every
+    KeyboardInterrupt escaping a command into a bare ``Exit(130)``, losing the message and the 143."""
+    try:
+        yield
+    except TrainingInterrupted as exc:
+        console.print(exc.message(config), highlight=False, soft_wrap=True)
+        raise typer.Exit(exc.exit_code) from exc
 
 
 def _register_verbs() -> None:

@@ -79,6 +79,7 @@ def demo_cmd(
     synthetic: bool = typer.Option(False, "--synthetic", help="Use generated karyotypes even if real data is there."),
 ) -> None:
     """Train a chromosome classifier, evaluate on held-out cases, assemble karyotypes, write the HTML report."""
+    from biorep.cli import training_interruption
     from biorep.evaluate.run import evaluate_run, karyotype_run
     from biorep.report import write_report
     from biorep.report.karyogram import draw_karyograms
@@ -97,7 +98,8 @@ def demo_cmd(
     run_dir = out / datetime.now().strftime("run-%Y%m%d-%H%M%S")
 
     _out.rule("1/4 train (ResNet-18, cross-entropy, 96 × 48 canvas)")
-    train(cfg, run_dir)
+    with training_interruption(str(run_dir / "config.yaml")):
+        train(cfg, run_dir)
     _out.rule("2/4 evaluate on held-out cases")
     results = evaluate_run(run_dir, names=["classification", "knn"], progress=True)
     for key, rec in results.items():

@@ -37,6 +37,7 @@ def train_cmd(
     ),
 ) -> None:
     """Train a method; the run directory gets config, checkpoints, metrics.csv and summary.json."""
+    from biorep.cli import training_interruption
     from biorep.training import load_config, train
 
     overrides = list(set_)
@@ -46,7 +47,8 @@ def train_cmd(
         overrides.append(f"model.weights={json.dumps(str(init_from.expanduser().resolve()))}")
     cfg = load_config(config, overrides)
     run_dir = out or Path("runs") / config.stem
-    path = train(cfg, run_dir, resume=resume, overwrite=overwrite)
+    with training_interruption(str(config)):
+        path = train(cfg, run_dir, resume=resume, overwrite=overwrite)
     from biorep.rundir import RunPaths, read_summary
 
     if RunPaths(path).summary.is_file():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import shutil
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -421,25 +422,32 @@ def train(
     data = prepare_data(cfg, saved, progress=zero and resolve_progress(cfg.train.progress) == "bar")
     method = build_checked_method(cfg, data)
     device = training_device_type(cfg.train.accelerator)
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            f"train.accelerator={cfg.train.accelerator}: torch sees no CUDA GPU on this machine "
+            f"(torch {torch.__version__}, cuda build {torch.version.cuda or 'none'}); use auto or cpu"
+        )
     precision = resolve_precision(cfg.train.precision, device)
     train_loader, val_loader, sampler = make_loaders(cfg, method, data)
 
     # 2. the run directory
     replacement = Replacement(out)
-    if zero:
-        if overwrite and not resume:
-            replacement.begin()
-        paths.checkpoints.mkdir(parents=True, exist_ok=True)
-        write_yaml(paths.config, cfg.to_dict())
-        write_json(paths.data, data_record(cfg, data))
-        write_state(out, "running", "; ".join(changes) or None)
-    parts = build_trainer(
-        cfg, method, out, sampler, val_loader is not None, precision, list(callbacks or []),
-        on_saved=replacement.commit,
-    )
-
-    # 3. fit
+    fresh = zero and not resume and not (out.is_dir() and any(out.iterdir()))
+    existed = out.is_dir()
     try:
+        if zero:
+            if overwrite and not resume:
+                replacement.begin()
+            paths.checkpoints.mkdir(parents=True, exist_ok=True)
+            write_yaml(paths.config, cfg.to_dict())
+            write_json(paths.data, data_record(cfg, data))
+            write_state(out, "running", "; ".join(changes) or None)
+        parts = build_trainer(
+            cfg, method, out, sampler, val_loader is not None, precision, list(callbacks or []),
+            on_saved=replacement.commit,
+        )
+
+        # 3. fit
         with quiet_lightning():
             parts.trainer.fit(method, train_loader, val_loader, ckpt_path=None if ckpt_path is None else str(ckpt_path))
         if cfg.train.epochs == 0:  # an untrained baseline: keep the initialised weights as the run's checkpoint
@@ -454,6 +462,13 @@ def train(
                 write_state(out, "interrupted" if interrupted else "failed", message[:500])
         if isinstance(exc, SystemExit):
             raise TrainingInterrupted(str(out), signal_name) from exc
+        if type(exc).__name__ == "MisconfigurationException":  # Lightning refusing a train.* setting
+            if fresh and not paths.last.exists():  # nothing trained: leave no half-made run behind
+                for child in list(out.iterdir()) if existed else []:
+                    shutil.rmtree(child) if child.is_dir() else child.unlink()
+                if not existed:
+                    shutil.rmtree(out, ignore_errors=True)
+            raise ConfigError(f"train settings that Lightning cannot use: {exc}") from exc
         raise
     replacement.commit()
 

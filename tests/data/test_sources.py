@@ -84,3 +84,39 @@ def test_declared_classes_fix_order_and_reject_unknown(tmp_path: Path) -> None:
 def test_natural_sort() -> None:
     assert natural_sorted(["clase10", "clase2", "clase1"]) == ["clase1", "clase2", "clase10"]
     assert np.all(np.array(natural_sorted(["10", "9", "X"])) == np.array(["9", "10", "X"]))
+
+
+def test_manifest_labels_and_groups_are_read_as_written(tmp_path: Path) -> None:
+    """Names are not numbers: ``01`` and ``1`` stay two classes, plates ``001``/``01``/``1`` three
+    groups, ``NA`` and ``None`` are class names; only an empty cell is unlabeled."""
+    man = tmp_path / "m.csv"
+    man.write_text("path,label,plate\na.png,01,001\nb.png,1,01\nc.png,NA,1\nd.png,None,1\ne.png,,1\nf.png,2.0,1\n")
+    src = read_manifest(man, group="plate")
+    classes, t = encode_labels(src)
+    assert classes == ["01", "1", "2", "NA", "None"]
+    assert t.tolist() == [0, 1, 3, 4, -1, 2]
+    assert src.meta["plate"].tolist() == ["001", "01", "1", "1", "1", "1"]
+
+
+def test_manifest_labels_with_spaces_around_them_are_one_class(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    man = tmp_path / "m.csv"
+    man.write_text("path,label\na.png,a\nb.png,a \nc.png,b\n")
+    classes, t = encode_labels(read_manifest(man))
+    assert classes == ["a", "b"] and t.tolist() == [0, 0, 1]
+    assert "spaces around them" in caplog.text and "'a '" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("path,label,label\na.png,x,y\n", "'label' appear more than once in the header"),
+        ("path,label\na.png,x,extra\nb.png,y,more\n", "row 2 has 3 fields, the header 2"),
+        ("path,label\na.png,x\nb.png,y,extra\n", "row 3 has 3 fields, the header 2"),
+    ],
+)
+def test_malformed_csv_manifests_name_the_problem(tmp_path: Path, text: str, message: str) -> None:
+    man = tmp_path / "m.csv"
+    man.write_text(text)
+    with pytest.raises(DataError, match=message) as exc:
+        read_manifest(man)
+    assert "m.csv" in str(exc.value)

@@ -80,3 +80,13 @@ def test_warns_when_whole_groups_make_a_part_far_larger_than_asked(caplog: pytes
     assert len(s.val) == 10 and len(caplog.records) == 1  # one of the two training groups
     msg = caplog.records[0].getMessage()
     assert "split.val asked for 0.10" in msg and "'case' give 0.33 (1 of 3 groups)" in msg
+
+
+def test_an_image_without_a_group_is_refused() -> None:
+    """A missing group would be a group of its own ('nan') and could become the whole val part."""
+    ds = _ds(n_groups=4, per_group=3)
+    ds.meta.loc[3, "case"] = None
+    with pytest.raises(DataError, match=r"group column 'case' is empty for 1 of 12 image\(s\) \(first: 3.png\)"):
+        split_dataset(ds, SplitConfig(group="case"))
+    with pytest.raises(DataError, match="is empty"):
+        group_folds(ds, "case")

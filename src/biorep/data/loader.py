@@ -56,7 +56,8 @@ def resolve_source(cfg: DataConfig) -> Source:
     if path.is_dir():
         src = read_folder(path, label=cfg.label or "label")
     elif path.suffix.lower() in MANIFEST_SUFFIXES:
-        src = read_manifest(path, path_column=cfg.path_column, label=cfg.label, group=cfg.group)
+        src = read_manifest(path, path_column=cfg.path_column, label=cfg.label, group=cfg.group,
+                            text_columns=(cfg.split.group,) if cfg.split.group else ())
     else:
         raise DataError(f"{path}: expected a folder or a .csv/.parquet manifest")
     return src

@@ -12,9 +12,11 @@ Example:
 
 from __future__ import annotations
 
+import csv
 import logging
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,15 +103,59 @@ def read_folder(folder: str | os.PathLike[str], *, name: str | None = None, labe
     )
 
 
-def read_manifest_table(manifest: Path, **read_kwargs: Any) -> pd.DataFrame:
-    """Read a CSV or Parquet manifest into a DataFrame (DataError when unreadable or empty)."""
+def _csv_header(manifest: Path) -> list[str]:
+    """The CSV's column names as written; a name used twice is refused (pandas would rename it)."""
+    header = [str(h) for h in pd.read_csv(manifest, header=None, nrows=1, dtype=str, keep_default_na=False).iloc[0]]
+    dup = sorted({h for h in header if header.count(h) > 1})
+    if dup:
+        raise DataError(f"{manifest}: column name(s) {', '.join(map(repr, dup))} appear more than once in the "
+                        "header; give each column its own name")
+    return header
+
+
+def _ragged_row(manifest: Path, n_columns: int) -> str:
+    """Where a CSV row has another number of fields than the header (pandas only says that one has)."""
+    with open(manifest, newline="", encoding="utf-8", errors="replace") as fh:
+        for line_no, row in enumerate(csv.reader(fh), start=1):
+            if row and len(row) != n_columns:
+                return f"row {line_no} has {len(row)} fields, the header {n_columns}"
+    return f"a row's field count differs from the header's {n_columns}"
+
+
+def _read_csv(manifest: Path, text_columns: tuple[str, ...], read_kwargs: dict[str, Any]) -> pd.DataFrame:
+    header = _csv_header(manifest)
+    text = [c for c in text_columns if c in header]
+    dtype = {**dict.fromkeys(text, str), **dict(read_kwargs.pop("dtype", None) or {})}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.ParserWarning)
+        try:
+            df = pd.read_csv(manifest, index_col=False, dtype=dtype, **read_kwargs)
+        except (pd.errors.ParserWarning, pd.errors.ParserError):
+            raise DataError(f"{manifest}: {_ragged_row(manifest, len(header))} (a stray comma or an unquoted "
+                            "value with a comma?)") from None
+    if text:  # names, not values: 'NA', 'None', '01' stay as written; only an empty cell is missing
+        raw = pd.read_csv(manifest, index_col=False, usecols=text, dtype=str, keep_default_na=False)
+        for c in text:
+            df[c] = raw[c].where(raw[c] != "", None)
+    return df
+
+
+def read_manifest_table(manifest: Path, *, text_columns: tuple[str, ...] = (), **read_kwargs: Any) -> pd.DataFrame:
+    """Read a CSV or Parquet manifest into a DataFrame (DataError when unreadable or empty).
+
+    ``text_columns`` (paths, labels, groups) are read from a CSV as the strings written, not through
+    pandas' type and missing-value guessing, which merges ``01`` with ``1`` and reads ``NA`` or
+    ``None`` as no label; an empty cell is missing.
+    """
     try:
         if manifest.suffix.lower() == ".csv":
-            df = pd.read_csv(manifest, **read_kwargs)
+            df = _read_csv(manifest, text_columns, dict(read_kwargs))
         else:
             df = pd.read_parquet(manifest)
     except FileNotFoundError:
         raise DataError(f"{manifest}: manifest does not exist") from None
+    except DataError:
+        raise
     except Exception as exc:  # pandas/pyarrow raise many types
         raise DataError(f"{manifest}: cannot read manifest ({type(exc).__name__}: {exc})") from None
     if len(df) == 0:
@@ -196,6 +242,7 @@ def read_manifest(
     name: str | None = None,
     allow_absolute: bool = True,
     df: pd.DataFrame | None = None,
+    text_columns: tuple[str, ...] = (),
 ) -> Source:
     """Read a CSV/Parquet manifest: a path column, an optional label column, any metadata columns.
 
@@ -205,6 +252,8 @@ def read_manifest(
         label: label column (default: ``label`` when that column exists, else unlabeled).
         group: grouping column for splits (must exist when given).
         df: an already-read (and possibly filtered) manifest table.
+        text_columns: more columns to read as written (the path, label and group columns always are),
+            e.g. a ``split.group`` other than ``group``.
 
     Raises:
         DataError: unreadable manifest, missing path/label/group column, escaping or empty paths, a
@@ -212,7 +261,7 @@ def read_manifest(
     """
     manifest = Path(manifest).expanduser()
     if df is None:
-        df = read_manifest_table(manifest)
+        df = read_manifest_table(manifest, text_columns=(path_column, label or "label", *([group] if group else []), *text_columns))
     cols = ", ".join(map(str, df.columns))
     if path_column not in df.columns:
         raise DataError(f"{manifest}: manifest has no path column {path_column!r} (columns: {cols})")
@@ -243,14 +292,20 @@ def read_manifest(
     )
 
 
+_WHOLE_FLOAT = re.compile(r"[+-]?[1-9]\d*\.0+|0\.0+")
+
+
 def _label_strings(values: pd.Series) -> list[str | None]:
-    """Label values as class-name strings (``1.0`` → ``"1"``), ``None`` where missing."""
+    """Label values as class-name strings (``1.0`` or ``"1.0"`` → ``"1"``, as a spreadsheet writes
+    whole numbers; ``"01"`` stays ``"01"``), ``None`` where missing."""
     out: list[str | None] = []
     for v in values.tolist():
         if v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and v.strip() == ""):
             out.append(None)
         elif isinstance(v, float) and float(v).is_integer():
             out.append(str(int(v)))
+        elif isinstance(v, str) and _WHOLE_FLOAT.fullmatch(v):
+            out.append(v.split(".")[0])
         else:
             out.append(str(v))
     return out
@@ -270,6 +325,11 @@ def encode_labels(source: Source, declared: list[str] | None = None) -> tuple[li
     if col is None:
         return [], np.full(n, -1, dtype=np.int64)
     names = _label_strings(source.meta[col])
+    padded = sorted({v for v in names if v is not None and v != v.strip()})
+    if padded:  # 'a ' next to 'a' is a typing slip, not a class of its own
+        log.warning("%s: label column %r has %d value(s) with spaces around them (%s); read without the spaces",
+                    source.origin or source.name, col, len(padded), ", ".join(repr(v) for v in padded[:3]))
+        names = [v.strip() if v is not None else None for v in names]
     if source.label_names:
         names = [source.label_names.get(v, v) if v is not None else None for v in names]
     classes = declared if declared is not None else source.classes

@@ -100,6 +100,26 @@ def _carve(
     return idx[rest], idx[part]
 
 
+def group_values(ds: ImageDataset, column: str) -> np.ndarray:
+    """``column`` as one string per sample; a sample without a value is refused, since it would
+    otherwise form a group of its own (``'nan'``) that can end up as a whole split part.
+
+    Raises:
+        DataError: rows whose group is empty or missing (how many, and the first image).
+    """
+    values = ds.meta[column]
+    missing = (values.isna() | values.astype(str).str.strip().eq("")).to_numpy()
+    if missing.any():
+        first = ds.meta["path"].iloc[int(np.flatnonzero(missing)[0])] if "path" in ds.meta.columns else "?"
+        where = str(ds.info.get("origin") or ds.name)
+        raise DataError(
+            f"{where}: group column {column!r} is empty for {int(missing.sum())} of {len(values)} image(s) "
+            f"(first: {first}); whole groups go to one split part, so every image needs its group — fill "
+            "them in, drop those rows, or split without a group (split.group: null)"
+        )
+    return values.astype(str).to_numpy()
+
+
 def split_dataset(ds: ImageDataset, cfg: SplitConfig | None = None) -> Splits:
     """Train/val/test indices: whole groups per part, stratified by class where possible.
 
@@ -116,7 +136,7 @@ def split_dataset(ds: ImageDataset, cfg: SplitConfig | None = None) -> Splits:
     if column is not None:
         if column not in ds.meta.columns:
             raise DataError(f"split group column {column!r} not in the data set (columns: {', '.join(ds.meta.columns)})")
-        groups = ds.meta[column].astype(str).to_numpy()
+        groups = group_values(ds, column)
     idx = np.arange(len(ds))
     y = ds.targets
     where = str(ds.info.get("origin") or ds.name)
@@ -195,7 +215,7 @@ def group_folds(ds: ImageDataset, column: str | None = None, *, val: float = 0.0
         raise DataError("group_folds needs a column (the data set has no group column)")
     if column not in ds.meta.columns:
         raise DataError(f"group_folds: column {column!r} not in the data set (columns: {', '.join(ds.meta.columns)})")
-    groups = ds.meta[column].astype(str).to_numpy()
+    groups = group_values(ds, column)
     values = sorted(set(groups.tolist()))
     if len(values) < 2:
         raise DataError(f"group_folds: column {column!r} has only {len(values)} value(s)")

@@ -120,3 +120,14 @@ def test_malformed_csv_manifests_name_the_problem(tmp_path: Path, text: str, mes
     with pytest.raises(DataError, match=message) as exc:
         read_manifest(man)
     assert "m.csv" in str(exc.value)
+
+
+def test_a_symlink_loop_does_not_multiply_the_images(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    for cls in ("a", "b"):
+        for i in range(2):
+            write_image(tmp_path / "imgs" / cls / f"{i}.png", blob(8, 8))
+    (tmp_path / "imgs" / "a" / "loop").symlink_to("..")
+    (tmp_path / "imgs" / "b_again").symlink_to("b")
+    src = read_folder(tmp_path / "imgs")
+    assert list(src.meta["path"]) == ["a/0.png", "a/1.png", "b/0.png", "b/1.png"]
+    assert "reached a second time through a symbolic link" in caplog.text

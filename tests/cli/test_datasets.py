@@ -204,3 +204,15 @@ def test_show_on_a_tall_canvas(capsys: pytest.CaptureFixture[str], tmp_path: Pat
     assert code == 0 and "48×24 px" in " ".join(out.split())
     code, _, err = run(capsys, "datasets", "show", str(tmp_path / "imgs"), "--size", "48xten")
     assert code == 2 and "size" in err and "whole numbers" in err
+
+
+def test_one_huge_image_does_not_shrink_the_others(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    for i in range(12):
+        _png(tmp_path / "imgs" / ("a" if i % 2 else "b") / f"{i}.png", h=40, w=24)
+    _png(tmp_path / "imgs" / "a" / "slide.png", h=1000, w=800)
+    code, out, err = run(capsys, "datasets", "show", str(tmp_path / "imgs"), "--json")
+    assert code == 0
+    assert json.loads(out)["scale"] == pytest.approx(64 / 40)
+    said = err + caplog.text
+    assert "1 of 13 image(s) are more than 3× the median size (40×24 px)" in said and "slide.png" in said

@@ -85,3 +85,13 @@ def test_size_spellings() -> None:
         with pytest.raises(ValidationError, match=msg):
             GeometryConfig(size=bad)
     assert apply_geometry(np.zeros((1, 30, 10), np.uint8), "resize", (40, 20), 1.0, 0)[0].shape == (1, 40, 20)
+
+
+def test_one_huge_image_does_not_set_the_auto_scale() -> None:
+    """With few crops the 99th percentile is the largest one; a stray 1000×800 image among 40×24
+    crops must not shrink them all to a few pixels."""
+    h = np.array([40] * 36 + [1000])
+    w = np.array([24] * 36 + [800])
+    assert np.isclose(auto_scale(h, w, 64), 64 / 40)
+    assert auto_scale(h, w, 64, exclude_outliers=False) < 0.1
+    assert np.isclose(auto_scale(h, w, (96, 48)), 48 / 24)  # the width binds

@@ -35,7 +35,9 @@ import numpy as np
 from biorep import paths
 from biorep.data.config import GeometryConfig
 from biorep.data.decode import read_image
-from biorep.data.geometry import Size, apply_geometry, as_hw, as_size, auto_scale, border_median, size_label
+from biorep.data.geometry import (
+    OUTLIER_FACTOR, Size, apply_geometry, as_hw, as_size, auto_scale, border_median, size_label, size_outliers,
+)
 from biorep.errors import BiorepError, DataError
 from biorep.rundir import atomic_write, atomic_write_text
 
@@ -63,6 +65,22 @@ def default_workers() -> int:
     except AttributeError:  # pragma: no cover - non-Linux
         n = os.cpu_count() or 1
     return max(1, min(8, n))
+
+
+def _warn_size_outliers(name: str, files: Sequence[str | Path], orig: np.ndarray, size: Size, scale: float) -> None:
+    """Name the crops far larger than the rest when leaving them out of the auto scale mattered
+    (they would have shrunk every other crop by more than 10 %); they are shrunk to fit."""
+    out = size_outliers(orig[:, 0], orig[:, 1], size)
+    if not out.any() or auto_scale(orig[:, 0], orig[:, 1], size, exclude_outliers=False) > 0.9 * scale:
+        return
+    biggest = int(np.argmax(np.where(out, orig[:, 0] * orig[:, 1], -1)))
+    med_h, med_w = (int(v) for v in np.median(orig, axis=0))
+    log.warning(
+        "%s: %d of %d image(s) are more than %g× the median size (%d×%d px), e.g. %s (%d×%d px): the auto "
+        "scale is fitted to the other images (they would have shrunk all of them), and these are shrunk to "
+        "fit the canvas — are they crops of the same kind?", name, int(out.sum()), len(files), OUTLIER_FACTOR, med_h, med_w, files[biggest],
+        int(orig[biggest, 0]), int(orig[biggest, 1]),
+    )
 
 
 def cache_key(files: Sequence[str | Path], settings: dict[str, Any], *, origin: str = "") -> str:
@@ -349,6 +367,8 @@ def decode_cached(
             scale = (
                 auto_scale(orig[:, 0], orig[:, 1], size) if geometry.scale == "auto" else geometry.resize_factor()
             )
+            if geometry.scale == "auto" and geometry.mode != "none":
+                _warn_size_outliers(name, files, orig, size, scale)
 
             shape = (len(files), n_channels, *as_hw(size))
             nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize

@@ -43,20 +43,37 @@ def size_label(size: Size | list[int]) -> str:
     return f"{h} px" if h == w else f"{h}×{w} px"
 
 
-def auto_scale(heights: np.ndarray, widths: np.ndarray, size: Size, q: float = 99.0) -> float:
+#: A crop needing more than this many times the median crop's shrink factor is a size outlier.
+OUTLIER_FACTOR = 3.0
+
+
+def _need(heights: np.ndarray, widths: np.ndarray, size: Size) -> np.ndarray:
+    """Per crop, the factor by which the canvas would have to grow to hold it: ``max(h / H, w / W)``."""
+    ch, cw = as_hw(size)
+    return np.maximum(np.asarray(heights, dtype=np.float64) / ch, np.asarray(widths, dtype=np.float64) / cw)
+
+
+def size_outliers(heights: np.ndarray, widths: np.ndarray, size: Size, factor: float = OUTLIER_FACTOR) -> np.ndarray:
+    """Crops more than ``factor`` × the median crop's size (relative to the canvas): one stray
+    whole-slide image among chromosome crops must not set the scale for all of them."""
+    need = _need(heights, widths, size)
+    return need > factor * float(np.median(need)) if need.size else np.zeros(0, dtype=bool)
+
+
+def auto_scale(
+    heights: np.ndarray, widths: np.ndarray, size: Size, q: float = 99.0, *, exclude_outliers: bool = True
+) -> float:
     """The common factor that fits the ``q``-th percentile crop into a ``size`` canvas.
 
-    Square canvas: ``size / percentile(max(h, w))``. A ``(H, W)`` canvas: the factor at which the
-    ``q`` % of crops fit whole, ``1 / percentile(max(h / H, w / W))`` (the same for ``H == W``).
+    ``1 / percentile(max(h / H, w / W), q)`` (for a square canvas: ``size / percentile(max(h, w))``),
+    never above the factor that makes a 1-px crop fill the canvas. :func:`size_outliers` are left out
+    of the percentile: with few crops it is their maximum, and one huge image would shrink every
+    other crop to a few pixels.
     """
     ch, cw = as_hw(size)
-    h = np.asarray(heights, dtype=np.float64)
-    w = np.asarray(widths, dtype=np.float64)
-    if ch == cw:
-        longest = np.maximum(h, w)
-        ref = float(np.percentile(longest, q)) if longest.size else float(ch)
-        return float(ch) / max(ref, 1.0)
-    need = np.maximum(h / ch, w / cw)
+    need = _need(heights, widths, size)
+    if exclude_outliers:
+        need = need[~size_outliers(heights, widths, size)]
     ref = float(np.percentile(need, q)) if need.size else 1.0
     return 1.0 / max(ref, 1.0 / max(ch, cw))
 

@@ -104,3 +104,30 @@ def test_nan_zero_sized_and_ambiguous_arrays(tmp_path: Path) -> None:
         read_image(write_image(tmp_path / "cube.npy", np.zeros((20, 20, 20), np.uint8)))
     with pytest.raises(DataError, match="unsupported image type"):
         read_image(tmp_path / "x.gifx")
+
+
+def _png_claiming(path: Path, width: int, height: int) -> Path:
+    """A real 1×1 PNG whose IHDR chunk is rewritten to claim ``width`` × ``height``."""
+    import struct
+    import zlib
+
+    Image.fromarray(np.zeros((1, 1), np.uint8)).save(path)
+    data = bytearray(path.read_bytes())
+    ihdr = data[12:29]  # chunk type + 13 bytes of IHDR
+    ihdr[4:12] = struct.pack(">II", width, height)
+    data[12:29] = ihdr
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(ihdr)))
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_images_claiming_huge_sizes_are_refused_naming_the_file(tmp_path: Path) -> None:
+    """A decompression bomb and a .npy header claiming 37 GiB: a DataError, not a traceback."""
+    bomb = _png_claiming(tmp_path / "bomb.png", 100_000, 100_000)
+    with pytest.raises(DataError, match="bomb.png: refused as too large to decode safely"):
+        read_image(bomb)
+    npy = tmp_path / "huge.npy"
+    with open(npy, "wb") as fh:
+        np.lib.format.write_array_header_1_0(fh, {"descr": "<f4", "fortran_order": False, "shape": (100_000, 100_000)})
+    with pytest.raises(DataError, match="huge.npy"):
+        read_image(npy)

@@ -128,6 +128,8 @@ def _read_pil(path: Path) -> np.ndarray:
                 im = im.convert("RGB")
                 mode = "RGB"
             arr = np.array(im)
+    except Image.DecompressionBombError as exc:  # a header claiming billions of pixels
+        raise DataError(f"{path}: refused as too large to decode safely ({exc})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DataError(f"{path}: cannot decode image ({exc})") from None
     if mode.startswith("I;16"):
@@ -197,7 +199,8 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     """Decode ``path`` into a validated ``(C, H, W)`` array (uint8, uint16 or float32).
 
     Raises:
-        DataError: unknown suffix, undecodable file, empty (zero-sized) image or NaN/inf pixels.
+        DataError: unknown suffix, undecodable file, one too large to decode (a decompression bomb, a
+            header claiming more memory than there is), empty (zero-sized) image or NaN/inf pixels.
     """
     path = Path(path)
     fn = READERS.get(path.suffix.lower())
@@ -207,6 +210,8 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
         arr = fn(path)
     except FileNotFoundError:
         raise DataError(f"{path}: file does not exist") from None
+    except MemoryError as exc:  # e.g. a .npy header claiming (100000, 100000)
+        raise DataError(f"{path}: too large to decode in memory ({exc})") from None
     if arr.ndim != 3:
         raise DataError(f"{path}: expected a 2-D or 3-D image, got shape {tuple(arr.shape)}")
     if arr.shape[0] == 0 or arr.shape[1] == 0 or arr.shape[2] == 0:

@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
 import biorep.data.cache as cache_mod
 import biorep.data.decode as decode_mod
@@ -127,3 +128,26 @@ def test_mixed_pixel_types_are_kept_and_named_in_a_warning(tmp_path: Path, caplo
     text = " ".join(r.getMessage() for r in caplog.records)
     assert "different pixel types" in text and "1 uint8" in text and "2 uint16" in text
     assert "eight.png" in text and "more.tif" in text  # the first file of each type (natural order)
+
+
+def test_grey_pictures_in_a_colour_set_get_their_grey_in_each_channel(tmp_path: Path,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    """An RGB set with a grey PNG and an RGB-of-grey JPEG (decoded to one channel) loads as RGB;
+    a one-channel .npy in a 3-channel .npy set is still refused (a stack channel is no colour)."""
+    rng = np.random.default_rng(0)
+    (tmp_path / "rgb" / "c").mkdir(parents=True)
+    for i in range(6):
+        Image.fromarray(rng.integers(0, 255, (12, 10, 3), dtype=np.uint8)).save(tmp_path / "rgb" / "c" / f"{i}.png")
+    Image.fromarray(np.full((12, 10), 90, np.uint8)).save(tmp_path / "rgb" / "c" / "grey.png")
+    Image.fromarray(np.full((12, 10, 3), 120, np.uint8)).save(tmp_path / "rgb" / "c" / "greyish.jpg", quality=100)
+    ds = load_dataset(DataConfig(dataset=str(tmp_path / "rgb"), geometry={"mode": "resize", "size": 12}), progress=False)
+    assert ds.images.shape == (8, 3, 12, 12)
+    grey = ds.images[list(ds.meta["path"]).index("c/grey.png")]
+    assert np.array_equal(grey[0], grey[1]) and np.array_equal(grey[1], grey[2])
+    assert "2 grey picture(s) in a 3-channel (colour) data set" in caplog.text
+    (tmp_path / "npy" / "c").mkdir(parents=True)
+    for i in range(3):
+        np.save(tmp_path / "npy" / "c" / f"{i}.npy", rng.random((3, 12, 10), dtype=np.float32))
+    np.save(tmp_path / "npy" / "c" / "one.npy", rng.random((12, 10), dtype=np.float32))
+    with pytest.raises(DataError, match="one.npy: has 1 channel"):
+        load_dataset(DataConfig(dataset=str(tmp_path / "npy")), progress=False)

@@ -34,7 +34,7 @@ import numpy as np
 
 from biorep import paths
 from biorep.data.config import GeometryConfig
-from biorep.data.decode import read_image
+from biorep.data.decode import as_colour, read_image
 from biorep.data.geometry import (
     OUTLIER_FACTOR, Size, apply_geometry, as_hw, as_size, auto_scale, border_median, size_label, size_outliers,
 )
@@ -268,12 +268,17 @@ def _resolve_channels(
         expected, why = channels, "the configured `channels`"
     else:
         expected, why = majority, f"the majority ({n_major} of {len(counts)} files)"
+    arrays = [as_colour(a, f, expected) for a, f in zip(arrays, files)]
+    grey = [i for i, a in enumerate(arrays) if a.shape[0] != counts[i]]
+    counts = [a.shape[0] for a in arrays]
+    if grey:  # grey (or RGB-of-grey) pictures in a colour set
+        log.warning("%d grey picture(s) in a %d-channel (colour) data set are used with their grey value in each "
+                    "channel, e.g. %s", len(grey), expected, files[grey[0]])
     for f, c in zip(files, counts):
         if c != expected:
-            raise DataError(
-                f"{f}: has {c} channel(s) but the data set has {expected} ({why}); "
-                "mixed channel counts — convert the file or set `channels`"
-            )
+            fix = "convert the file" if isinstance(channels, int) else "convert the file or set `channels`"
+            raise DataError(f"{f}: has {c} channel(s) but the data set has {expected} ({why}); mixed channel "
+                            f"counts — {fix}")
     if isinstance(channels, list):
         bad = [i for i in channels if i >= expected]
         if bad:

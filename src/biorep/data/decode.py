@@ -195,6 +195,19 @@ def read_npy(path: Path) -> np.ndarray:
     return _channels_first(arr, path)
 
 
+#: Formats whose decoder turns an RGB-of-grey file into one channel (see :func:`_colour_to_channels`).
+COLOUR_PICTURE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".gif", ".webp")
+
+
+def as_colour(arr: np.ndarray, path: str | os.PathLike[str], want: int) -> np.ndarray:
+    """A grey picture (PNG, JPEG, ...) where colour (3 channels) is wanted: the grey value in each
+    channel, as Pillow's ``convert("RGB")`` gives. Anything else is returned as it is: a channel of
+    a fluorescence stack (TIFF, .npy) is not a colour and is left for the caller to refuse."""
+    if want == 3 and arr.shape[0] == 1 and Path(path).suffix.lower() in COLOUR_PICTURE_SUFFIXES:
+        return np.repeat(arr, 3, axis=0)
+    return arr
+
+
 def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     """Decode ``path`` into a validated ``(C, H, W)`` array (uint8, uint16 or float32).
 

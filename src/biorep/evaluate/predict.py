@@ -84,7 +84,7 @@ def _prepare_image(path: str, run: LoadedRun, geom: GeometryConfig,
 
     ``seen`` gets the file's (pixel type, channels kept, height, width) as decoded, for
     :func:`biorep.data.checks.compare_images`."""
-    from biorep.data.decode import read_image
+    from biorep.data.decode import as_colour, read_image
     from biorep.data.geometry import apply_geometry
 
     arr = read_image(path)
@@ -96,6 +96,7 @@ def _prepare_image(path: str, run: LoadedRun, geom: GeometryConfig,
     if seen is not None:
         seen.append((str(arr.dtype), int(arr.shape[0]), int(arr.shape[1]), int(arr.shape[2])))
     want = int(run.data.channels)
+    arr = as_colour(arr, path, want)
     if arr.shape[0] != want:
         raise DataError(f"has {arr.shape[0]} channel(s) but the run was trained on {want}")
     if geom.mode == "none" and arr.shape[1:] != geom.hw:

@@ -332,3 +332,23 @@ def test_resume_may_change_inference_only_model_fields(tmp_path: Path) -> None:
             resume_changes(two, {**two, "train": {**two["train"], key: value}}, tmp_path)
     one = {**two, "method": {**two["method"], "stage_schedule": False}}  # one schedule: epochs may grow
     assert resume_changes(one, {**one, "train": {**one["train"], "epochs": 5}}, tmp_path) == ["train.epochs: 4 → 5"]
+
+
+def test_a_full_disk_before_the_config_is_written_leaves_nothing_that_blocks_the_retry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from biorep.training import engine
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    run = tmp_path / "run"
+    with monkeypatch.context() as m:
+        m.setattr(engine, "write_yaml", full)
+        with pytest.raises(OSError, match="No space left"):
+            train(load_config(SMOKE, ["train.epochs=1", "train.limit_train_batches=1"]), run)
+    assert not run.exists()  # no empty checkpoints/ that "already exists" would refuse next time
+    train(load_config(SMOKE, ["train.epochs=1", "train.limit_train_batches=1", "train.limit_val_batches=1"]), run)
+    assert read_state(run).status == "finished"

@@ -381,6 +381,16 @@ def run_summary(
     )
 
 
+def _remove_half_made(out: Path, existed: bool) -> None:
+    """Remove what a failed new run wrote into ``out`` (and ``out`` itself unless it existed, empty)."""
+    with contextlib.suppress(OSError):
+        if existed:
+            for child in list(out.iterdir()):
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+        else:
+            shutil.rmtree(out)
+
+
 # ----------------------------------------------------------------------------- the whole run
 def train(
     cfg: RunConfig,
@@ -456,18 +466,20 @@ def train(
         # Lightning answers Ctrl-C with sys.exit(1) and SIGTERM with SIGTERMException (a SystemExit)
         signal_name = "SIGTERM" if type(exc).__name__ == "SIGTERMException" else "SIGINT"
         interrupted = isinstance(exc, (KeyboardInterrupt, SystemExit))
+        misconfigured = type(exc).__name__ == "MisconfigurationException"  # Lightning refusing a train.* setting
+        # a new run that never got its config written (a full disk) or that Lightning refused: nothing to
+        # resume, and left in place it would block the retry
+        half_made = fresh and not paths.last.exists() and (misconfigured or not paths.config.is_file())
         if zero and not replacement.rollback():
-            if out.is_dir():
+            if half_made:
+                _remove_half_made(out, existed)
+            elif out.is_dir():
                 message = f"interrupted by {signal_name}" if interrupted else f"{type(exc).__name__}: {exc}"
-                write_state(out, "interrupted" if interrupted else "failed", message[:500])
+                with contextlib.suppress(OSError):  # a full disk must not hide the error itself
+                    write_state(out, "interrupted" if interrupted else "failed", message[:500])
         if isinstance(exc, SystemExit):
             raise TrainingInterrupted(str(out), signal_name) from exc
-        if type(exc).__name__ == "MisconfigurationException":  # Lightning refusing a train.* setting
-            if fresh and not paths.last.exists():  # nothing trained: leave no half-made run behind
-                for child in list(out.iterdir()) if existed else []:
-                    shutil.rmtree(child) if child.is_dir() else child.unlink()
-                if not existed:
-                    shutil.rmtree(out, ignore_errors=True)
+        if misconfigured:
             raise ConfigError(f"train settings that Lightning cannot use: {exc}") from exc
         raise
     replacement.commit()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from PIL import Image
 
 from biorep.data import resolve_source
 from biorep.training import load_run
@@ -97,3 +99,27 @@ def test_runs_without_a_classifier_predict_by_knn(cells_copy: Path, tmp_path: Pa
     expected = knn_predict_proba(z_train, ds.targets[run.splits.train], z_new, len(classes), k=5)
     np.testing.assert_allclose(table[[f"p_{c}" for c in classes]].to_numpy(), expected, atol=1e-4)
     assert (table["predicted"] == np.asarray(classes)[expected.argmax(1)]).all()
+
+
+def test_predict_output_file_is_checked_before_predicting(karyotype_copy: Path, tmp_path: Path, cli: Callable) -> None:
+    """The --out format follows its suffix, and an output that cannot be written is refused before
+    any image is predicted; a symbolic link is written through, not replaced."""
+    img = tmp_path / "one.png"
+    Image.fromarray(np.full((30, 12), 200, np.uint8)).save(img)
+    code, _, err = cli("predict", karyotype_copy, img, "--out", tmp_path / "p.parquet")
+    assert code == 0, err
+    assert len(pd.read_parquet(tmp_path / "p.parquet")) == 1
+    code, _, err = cli("predict", karyotype_copy, img, "--out", tmp_path / "p.xlsx")
+    assert code == 2 and "must end in .csv or .parquet" in err
+    (tmp_path / "afile").write_text("x")
+    code, _, err = cli("predict", karyotype_copy, img, "--out", tmp_path / "afile" / "p.csv")
+    assert code == 2 and "is a file, not a folder" in err and "predicted" not in err
+    os.mkfifo(tmp_path / "pipe.csv")
+    code, _, err = cli("predict", karyotype_copy, img, "--out", tmp_path / "pipe.csv", "--overwrite")
+    assert code == 2 and "not a regular file" in err
+    real = tmp_path / "real.csv"
+    real.write_text("old")
+    (tmp_path / "link.csv").symlink_to(real)
+    code, _, err = cli("predict", karyotype_copy, img, "--out", tmp_path / "link.csv", "--overwrite")
+    assert code == 0, err
+    assert (tmp_path / "link.csv").is_symlink() and len(pd.read_csv(real)) == 1

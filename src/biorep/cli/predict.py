@@ -22,7 +22,7 @@ def predict_cmd(
     run: Path = typer.Argument(..., metavar="RUN", help="Run directory (from `biorep train`)."),
     inputs: list[Path] = typer.Argument(..., metavar="IMAGES_OR_MANIFEST...",
                                         help="Image files, folders (searched recursively) or CSV/Parquet manifests."),
-    out: Path = typer.Option(Path("predictions.csv"), "--out", "-o", help="CSV file to write."),
+    out: Path = typer.Option(Path("predictions.csv"), "--out", "-o", help="File to write: .csv or .parquet."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file."),
     path_column: str = typer.Option("path", "--path-column", help="Manifest column holding image paths."),
     batch_size: int = typer.Option(128, "--batch-size", min=1, help="Images per forward pass."),
@@ -48,22 +48,28 @@ def predict_cmd(
     the difference, or an error with --strict.
     """
     from biorep.evaluate.run import predict_images
-    from biorep.rundir import atomic_write
+    from biorep.rundir import atomic_write, output_file
 
-    if out.is_dir():
-        raise RunDirError(f"--out {out} is a folder; give a file name such as {out / 'predictions.csv'}")
-    if out.exists() and not overwrite:
-        raise RunDirError(f"--out {out} already exists; pass --overwrite to replace it")
+    if out.suffix.lower() not in WRITERS:
+        raise RunDirError(f"--out {out}: the file name must end in {' or '.join(WRITERS)} (the table's format)")
+    target = output_file(out, overwrite=overwrite)
     table = predict_images(run, [str(p) for p in inputs], path_column=path_column, batch_size=batch_size,
                            data_root=data_root, device=device, via=via, k=k, allow_unfinished=allow_unfinished,
                            strict=strict)
-    atomic_write(out, lambda p: table.to_csv(p, index=False))
+    atomic_write(target, lambda p: WRITERS[out.suffix.lower()](table, p))
     failed = table[table["error"].notna()]
     for path, reason in zip(failed["path"], failed["error"]):
         _err.print(f"[yellow]not predicted[/] {path}: {reason}", highlight=False)
     n_ok = len(table) - len(failed)
     typer.echo(f"predicted {n_ok} image(s)" + (f", {len(failed)} could not be read" if len(failed) else "")
                + f"; written to {out}")
+
+
+#: --out suffix → how the predictions table is written.
+WRITERS = {
+    ".csv": lambda table, p: table.to_csv(p, index=False),
+    ".parquet": lambda table, p: table.to_parquet(p, index=False),
+}
 
 
 def register(app: typer.Typer) -> None:

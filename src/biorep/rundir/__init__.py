@@ -23,6 +23,7 @@ from biorep.rundir.atomic import (
     atomic_write_bytes,
     atomic_write_text,
     locked,
+    output_file,
     read_json,
     read_yaml,
     to_jsonable,

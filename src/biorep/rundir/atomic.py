@@ -50,6 +50,36 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def output_file(target: str | Path, *, overwrite: bool, option: str = "--out") -> Path:
+    """Check, before any work, that a command may write its output file ``target``; returns the path
+    to write (a symbolic link's target, so the link stays a link).
+
+    Raises:
+        RunDirError: ``target`` is a folder or a device, exists without ``overwrite``, or sits under
+            a file or a folder this user cannot write.
+    """
+    path = Path(target).expanduser()
+    if str(target) == "":
+        raise RunDirError(f"{option}: give a file name")
+    if path.is_symlink():
+        path = path.resolve()
+    if path.is_dir():
+        raise RunDirError(f"{option} {target} is a folder; give a file name inside it")
+    if path.exists():
+        if not path.is_file():
+            raise RunDirError(f"{option} {target} is not a regular file (a device or a pipe); give a file name")
+        if not overwrite:
+            raise RunDirError(f"{option} {target} already exists; pass --overwrite to replace it")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise RunDirError(f"{option} {target}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise RunDirError(f"{option} {target}: cannot write in {parent} (permission denied)")
+    return path
+
+
 def atomic_write(target: str | Path, write: Callable[[Path], Any], *, mode: int = 0o666) -> Path:
     """Call ``write(tmp)`` on a temp file beside ``target``, fsync it, then rename it into place.
 

@@ -165,9 +165,11 @@ def test_bad_input_exit_2_one_message_no_cache(case: str, capsys: pytest.Capture
     assert _no_cache_left(cache)
 
 
-def test_debug_shows_traceback(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    code, _, err = run(capsys, "--debug", "datasets", "show", str(tmp_path / "nowhere"))
-    assert code == 2 and "Traceback" in err
+@pytest.mark.parametrize("where", ["before the verb", "after the verb"])
+def test_debug_shows_traceback(capsys: pytest.CaptureFixture[str], tmp_path: Path, where: str) -> None:
+    args = ["datasets", "show", str(tmp_path / "nowhere")]
+    code, _, err = run(capsys, *(["--debug", *args] if where == "before the verb" else [*args, "--debug"]))
+    assert code == 2 and "Traceback" in err and "No such option" not in err
 
 
 def _real(name: str) -> None:

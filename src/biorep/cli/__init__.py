@@ -219,6 +219,8 @@ def main(argv: list[str] | None = None) -> None:
     _register_verbs()
     args = sys.argv[1:] if argv is None else argv
     _STATE["debug"] = "--debug" in args
+    if _STATE["debug"]:  # accepted after the verb too (`biorep train X --debug`): it is the app's option
+        args = ["--debug", *(a for a in args if a != "--debug")]
     abort, exit_ = _classes("Abort"), _classes("Exit")
     try:
         rc = app(args=args, prog_name="biorep", standalone_mode=False)

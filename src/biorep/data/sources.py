@@ -67,25 +67,16 @@ def natural_sorted(values: list[str]) -> list[str]:
     return sorted(values, key=_natural_key)
 
 
-def read_folder(folder: str | os.PathLike[str], *, name: str | None = None, label: str = "label") -> Source:
-    """Read an image folder whose files' immediate parent folder names are the classes.
-
-    Any depth works (``root/a/b/cat/x.png`` has class ``cat``); files directly in ``folder`` are
-    unlabeled. Hidden files and folders are skipped; symbolic links are followed, but a folder
-    reached twice (two links to it, or a link loop) is read once.
-
-    Raises:
-        DataError: ``folder`` does not exist or holds no image file.
-    """
-    root = Path(folder).expanduser()
-    if not root.is_dir():
-        raise DataError(f"{root}: not a folder")
-    rel: list[str] = []
+def image_files_under(root: Path) -> list[str]:
+    """The image files under ``root`` (any depth; hidden files and folders skipped), as paths
+    starting with ``root``. Symbolic links are followed, but a folder reached twice (two links to
+    it, or a link loop) is read once, with a warning: its images would otherwise count twice."""
+    files: list[str] = []
     seen: set[str] = set()
     again: list[str] = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         real = os.path.realpath(dirpath)
-        if real in seen:  # a linked folder met twice (or a link loop): its images would count twice
+        if real in seen:
             again.append(Path(dirpath).relative_to(root).as_posix())
             dirnames[:] = []
             continue
@@ -93,13 +84,27 @@ def read_folder(folder: str | os.PathLike[str], *, name: str | None = None, labe
         # real folders before links to them, so an image keeps the path (and class) of its own folder
         dirnames[:] = sorted((d for d in dirnames if not d.startswith(".")),
                              key=lambda d: (os.path.islink(os.path.join(dirpath, d)), d))
-        for fn in filenames:
-            if not fn.startswith(".") and is_image_file(fn):
-                rel.append(Path(dirpath, fn).relative_to(root).as_posix())
+        files += [os.path.join(dirpath, fn) for fn in filenames if not fn.startswith(".") and is_image_file(fn)]
     if again:
         log.warning("%s: %d folder(s) reached a second time through a symbolic link were skipped, so no image "
                     "counts twice: %s%s", root, len(again), ", ".join(natural_sorted(again)[:3]),
                     " ..." if len(again) > 3 else "")
+    return files
+
+
+def read_folder(folder: str | os.PathLike[str], *, name: str | None = None, label: str = "label") -> Source:
+    """Read an image folder whose files' immediate parent folder names are the classes.
+
+    Any depth works (``root/a/b/cat/x.png`` has class ``cat``); files directly in ``folder`` are
+    unlabeled. Hidden files and folders are skipped; links as in :func:`image_files_under`.
+
+    Raises:
+        DataError: ``folder`` does not exist or holds no image file.
+    """
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise DataError(f"{root}: not a folder")
+    rel = [Path(f).relative_to(root).as_posix() for f in image_files_under(root)]
     if not rel:
         raise DataError(f"{root}: folder holds no image files (looked for {', '.join(image_suffixes())})")
     rel = natural_sorted(rel)

@@ -36,6 +36,7 @@ def _input_files(inputs: Sequence[str | os.PathLike[str]], path_column: str
     from biorep.data.decode import is_image_file
     from biorep.data.sources import (
         MANIFEST_SUFFIXES,
+        image_files_under,
         natural_sorted,
         read_manifest_table,
         resolve_manifest_paths,
@@ -53,11 +54,7 @@ def _input_files(inputs: Sequence[str | os.PathLike[str]], path_column: str
     for raw in inputs:
         p = Path(raw).expanduser()
         if p.is_dir():
-            found = []
-            for dirpath, dirnames, filenames in os.walk(p, followlinks=True):
-                dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-                found += [os.path.join(dirpath, f) for f in filenames
-                          if not f.startswith(".") and is_image_file(f)]
+            found = image_files_under(p)
             if not found:
                 add(str(p), error="folder holds no image files")
             for f in natural_sorted(found):

@@ -352,3 +352,12 @@ def test_a_full_disk_before_the_config_is_written_leaves_nothing_that_blocks_the
     assert not run.exists()  # no empty checkpoints/ that "already exists" would refuse next time
     train(load_config(SMOKE, ["train.epochs=1", "train.limit_train_batches=1", "train.limit_val_batches=1"]), run)
     assert read_state(run).status == "finished"
+
+
+def test_more_cpu_training_processes_than_cores_is_refused(tmp_path: Path) -> None:
+    import os
+
+    cores = len(os.sched_getaffinity(0))
+    with pytest.raises(ConfigError, match=f"train.devices={cores + 1}: .* use at most {cores}"):
+        train(load_config(SMOKE, ["train.accelerator=cpu", f"train.devices={cores + 1}"]), tmp_path / "run")
+    assert not (tmp_path / "run").exists()

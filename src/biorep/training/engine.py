@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import os
 import shutil
 import time
 import warnings
@@ -381,6 +382,22 @@ def run_summary(
     )
 
 
+def _check_devices(cfg: RunConfig) -> None:
+    """Refuse device settings this machine cannot honour, before anything is read or written."""
+    device = training_device_type(cfg.train.accelerator)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if device == "cpu" and isinstance(cfg.train.devices, int) and cfg.train.devices > cores:
+        raise ConfigError(
+            f"train.devices={cfg.train.devices}: that many training processes on the {cores} CPU core(s) this "
+            f"process may use would fight over them (and each holds the data set in memory); use at most {cores}"
+        )
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            f"train.accelerator={cfg.train.accelerator}: torch sees no CUDA GPU on this machine "
+            f"(torch {torch.__version__}, cuda build {torch.version.cuda or 'none'}); use auto or cpu"
+        )
+
+
 def _remove_half_made(out: Path, existed: bool) -> None:
     """Remove what a failed new run wrote into ``out`` (and ``out`` itself unless it existed, empty)."""
     with contextlib.suppress(OSError):
@@ -416,6 +433,7 @@ def train(
     paths = RunPaths(out)
     zero = is_rank_zero_process()
     # 1. validate: nothing on disk changes until the config, data and method are known to work
+    _check_devices(cfg)
     if zero:
         check_run_dir(out, resume=resume, overwrite=overwrite)
     saved: DataRecord | None = None
@@ -432,11 +450,6 @@ def train(
     data = prepare_data(cfg, saved, progress=zero and resolve_progress(cfg.train.progress) == "bar")
     method = build_checked_method(cfg, data)
     device = training_device_type(cfg.train.accelerator)
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(
-            f"train.accelerator={cfg.train.accelerator}: torch sees no CUDA GPU on this machine "
-            f"(torch {torch.__version__}, cuda build {torch.version.cuda or 'none'}); use auto or cpu"
-        )
     precision = resolve_precision(cfg.train.precision, device)
     train_loader, val_loader, sampler = make_loaders(cfg, method, data)
 

@@ -20,7 +20,7 @@ demo: $(STAMP)
 	$(BIN)/biorep demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=25
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -71,3 +71,13 @@ def test_probe_registry_on_a_split() -> None:
     assert knn.summary["classes"] == ["a", "b", "c", "d"]
     with pytest.raises(ConfigError, match="unknown option"):
         run_evaluation("knn", ctx, kk=5)
+
+
+def test_knn_warns_when_k_exceeds_a_typical_class(caplog: pytest.LogCaptureFixture) -> None:
+    z, y = _blobs(8, 3, 4, seed=1)
+    meta = pd.DataFrame({"cls": np.array(list("abc"))[y]})
+    ctx = EvalContext(z, meta, label_column="cls", test_idx=np.arange(0, len(y), 4))
+    run_evaluation("knn", ctx, k=3)
+    assert "typical class" not in caplog.text
+    run_evaluation("knn", ctx, k=20)
+    assert "knn: k=20 is more than the 6 training images of a typical class" in caplog.text

@@ -11,6 +11,7 @@ faiss (exact, ``IndexFlatIP`` on L2-normalised vectors).
 
 from __future__ import annotations
 
+import logging
 import warnings
 from typing import Any
 
@@ -24,6 +25,8 @@ from sklearn.preprocessing import StandardScaler
 from biorep.errors import ConfigError, DataError
 from biorep.evaluate.classification import classification_metrics, predictions_table
 from biorep.evaluate.context import EVALUATIONS, EvalContext, EvalResult
+
+log = logging.getLogger("biorep.evaluate")
 
 
 def knn_search(
@@ -156,6 +159,12 @@ def run_knn(ctx: EvalContext, *, k: int = 20, temperature: float = 0.07) -> Eval
     """kNN probe: fit on ``ctx``'s train rows, score its test rows."""
     train, test, y, classes = _probe_inputs(ctx)
     z = ctx.embeddings
+    counts = np.bincount(y[train][y[train] >= 0], minlength=len(classes))
+    typical = int(np.median(counts[counts > 0])) if (counts > 0).any() else 0
+    if k > typical > 0:
+        log.warning("knn: k=%d is more than the %d training images of a typical class, so every vote also counts "
+                    "other classes' images and favours the largest; a smaller k (-o knn.k=%d) suits this data set",
+                    k, typical, max(1, typical // 2))
     probs = knn_predict_proba(z[train], y[train], z[test], len(classes), k=k, temperature=temperature)
     summary = {"k": k, "temperature": temperature, **classification_metrics(y[test], probs, classes)}
     return EvalResult("knn", summary, predictions_table(ctx.meta.iloc[test], y[test], probs, classes))

@@ -151,3 +151,9 @@ def test_grey_pictures_in_a_colour_set_get_their_grey_in_each_channel(tmp_path: 
     np.save(tmp_path / "npy" / "c" / "one.npy", rng.random((12, 10), dtype=np.float32))
     with pytest.raises(DataError, match="one.npy: has 1 channel"):
         load_dataset(DataConfig(dataset=str(tmp_path / "npy")), progress=False)
+
+
+def test_a_label_column_named_for_a_folder_is_a_warning(mixed_folder: Path, caplog: pytest.LogCaptureFixture) -> None:
+    ds = load_dataset(DataConfig(dataset=str(mixed_folder), label="nosuch"), progress=False)
+    assert ds.classes == ["long", "medium", "short"]
+    assert "data.label='nosuch' only names the class column" in caplog.text

@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,8 @@ from biorep.data.sources import (
     read_manifest,
 )
 from biorep.errors import DataError
+
+log = logging.getLogger("biorep.data")
 
 
 def _find_path(cfg: DataConfig) -> Path:
@@ -54,6 +57,10 @@ def resolve_source(cfg: DataConfig) -> Source:
     if cfg.options:
         raise DataError(f"dataset {cfg.dataset!r}: `options` are only for built-in data sets")
     if path.is_dir():
+        if cfg.label not in (None, "label"):
+            log.warning("%s: data.label=%r only names the class column: in a folder the classes are the names of "
+                        "the folders holding the images (a manifest's column is chosen with data.label)",
+                        path, cfg.label)
         src = read_folder(path, label=cfg.label or "label")
     elif path.suffix.lower() in MANIFEST_SUFFIXES:
         src = read_manifest(path, path_column=cfg.path_column, label=cfg.label, group=cfg.group,

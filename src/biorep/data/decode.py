@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from biorep.errors import DataError
+
+log = logging.getLogger("biorep.data")
 
 #: Largest axis length that may be taken for a channel axis when the layout must be inferred.
 MAX_CHANNELS = 8
@@ -175,7 +178,14 @@ def read_tiff(path: Path) -> np.ndarray:
     rgb = photometric == 2  # PHOTOMETRIC.RGB
     if rgb and arr.ndim == 3 and (axes.endswith("S") or axes.startswith("S")):
         chw = np.moveaxis(arr, -1, 0) if axes.endswith("S") else arr
-        return _colour_to_channels(chw, alpha=chw.shape[0] == 4 or bool(extrasamples))
+        alpha = chw.shape[0] == 4 or bool(extrasamples)
+        if alpha and np.unique(chw[-1]).size > 2:
+            # tifffile tags any 4-sample array RGB + alpha; a 4th channel that is not an opacity mask is
+            # a fluorescence channel, not transparency, and is kept
+            log.warning("%s: tagged RGB + alpha, but its 4th channel is not an opacity mask: read as a 4-channel "
+                        "image", path)
+            alpha = False
+        return _colour_to_channels(chw, alpha=alpha)
     if arr.ndim == 3 and axes[-2:] == "YX":
         return arr
     if arr.ndim == 3 and axes.endswith("S"):

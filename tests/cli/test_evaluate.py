@@ -115,3 +115,11 @@ def test_evaluate_errors_exit_2(cells_copy: Path, tmp_path: Path, cli: Callable)
     code, _, err = cli("evaluate", cells_copy, "--only", "classification")
     assert code == 2 and "needs a classifier" in err and "(byol) has none" in err
     assert not (cells_copy / "evaluation.json").exists()
+
+
+def test_the_table_title_says_how_many_images_were_scored(capsys: pytest.CaptureFixture[str]) -> None:
+    from biorep.cli.evaluate import print_results
+
+    print_results({"knn": {"split": "all", "n": 36, "summary": {"n": 34, "accuracy": 0.5}}})
+    out = " ".join(capsys.readouterr().out.split())
+    assert "knn (all, 36 images, 34 scored)" in out

@@ -98,7 +98,11 @@ def print_results(results: Mapping[str, Any]) -> None:
         if "error" in res:
             _err.print(f"[yellow]skipped[/] {key}: {res['error']}", highlight=False)
             continue
-        table = Table(title=f"{key} ({res.get('split')}, n={res.get('n')})", show_header=False)
+        scored = (res.get("summary") or {}).get("n")
+        part = f"{res.get('split')}, {res.get('n')} images"
+        if isinstance(scored, int) and scored != res.get("n"):  # unlabelled images are not scored
+            part += f", {scored} scored"
+        table = Table(title=f"{key} ({part})", show_header=False)
         table.add_column(style="bold")
         table.add_column(justify="right")
         for k, v in headline(res.get("summary") or {}):

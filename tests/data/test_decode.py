@@ -133,15 +133,22 @@ def test_images_claiming_huge_sizes_are_refused_naming_the_file(tmp_path: Path) 
         read_image(npy)
 
 
-def test_a_four_channel_stack_tagged_rgb_alpha_keeps_its_fourth_channel(tmp_path: Path,
-                                                                        caplog: pytest.LogCaptureFixture) -> None:
+def test_a_four_channel_stack_tagged_rgb_alpha_keeps_its_fourth_channel(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """tifffile tags any (4, H, W) array RGB + alpha; a 4th channel that varies like an image is kept,
     a real opacity mask is still dropped."""
+    import biorep.data.decode as decode_mod
+
+    monkeypatch.setattr(decode_mod, "_WARNED", set())
     rng = np.random.default_rng(0)
     stack = rng.integers(0, 255, (4, 20, 30), dtype=np.uint8)
     tifffile.imwrite(tmp_path / "mc4.tif", stack, photometric="rgb", planarconfig="separate")  # tifffile's old default
     np.testing.assert_array_equal(read_image(tmp_path / "mc4.tif"), stack)
-    assert "its 4th channel is not an opacity mask" in caplog.text
+    assert "the 4th plane is not an opacity mask" in caplog.text
     rgba = np.concatenate([stack[:3], np.full((1, 20, 30), 255, np.uint8)])
     tifffile.imwrite(tmp_path / "rgba.tif", rgba, photometric="rgb", planarconfig="separate")
     np.testing.assert_array_equal(read_image(tmp_path / "rgba.tif"), stack[:3])
+    soft = np.moveaxis(stack, 0, -1).copy()  # painted RGBA: contiguous samples, anti-aliased alpha
+    tifffile.imwrite(tmp_path / "soft.tif", soft, photometric="rgb", extrasamples=["unassalpha"])
+    np.testing.assert_array_equal(read_image(tmp_path / "soft.tif"), stack[:3])

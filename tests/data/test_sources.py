@@ -112,6 +112,8 @@ def test_manifest_labels_with_spaces_around_them_are_one_class(tmp_path: Path, c
         ("path,label,label\na.png,x,y\n", "'label' appear more than once in the header"),
         ("path,label\na.png,x,extra\nb.png,y,more\n", "row 2 has 3 fields, the header 2"),
         ("path,label\na.png,x\nb.png,y,extra\n", "row 3 has 3 fields, the header 2"),
+        ("path,label,plate\na.png,x,1\nb.png,y\n", "row 3 has 2 fields, the header 3"),
+        ('path,label\na.png,"x\nb.png,y\n', "cannot read manifest"),
     ],
 )
 def test_malformed_csv_manifests_name_the_problem(tmp_path: Path, text: str, message: str) -> None:
@@ -128,6 +130,24 @@ def test_a_symlink_loop_does_not_multiply_the_images(tmp_path: Path, caplog: pyt
             write_image(tmp_path / "imgs" / cls / f"{i}.png", blob(8, 8))
     (tmp_path / "imgs" / "a" / "loop").symlink_to("..")
     (tmp_path / "imgs" / "b_again").symlink_to("b")
+    (tmp_path / "imgs" / "a" / "aliases").mkdir()
+    (tmp_path / "imgs" / "a" / "aliases" / "a_link_met_first").symlink_to("../../b")  # walked before imgs/b
     src = read_folder(tmp_path / "imgs")
     assert list(src.meta["path"]) == ["a/0.png", "a/1.png", "b/0.png", "b/1.png"]
     assert "reached a second time through a symbolic link" in caplog.text
+
+
+def test_empty_trailing_header_columns_are_not_duplicates(tmp_path: Path) -> None:
+    """A spreadsheet export with empty trailing columns (``path,label,,``) reads as before."""
+    man = tmp_path / "m.csv"
+    man.write_text("path,label,,\na.png,x,,\nb.png,y,,\n")
+    assert encode_labels(read_manifest(man))[0] == ["x", "y"]
+
+
+def test_a_class_map_applies_to_labels_written_with_spaces(tmp_path: Path) -> None:
+    from biorep.data.loader import apply_class_map
+
+    man = tmp_path / "m.csv"
+    man.write_text("path,label\na.png,a \nb.png,b\n")
+    src = apply_class_map(read_manifest(man), {"a": "A", "b": "B"})
+    assert encode_labels(src)[0] == ["A", "B"]

@@ -218,9 +218,10 @@ def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run one verb, turning every failure into one line and status 2."""
     _register_verbs()
     args = sys.argv[1:] if argv is None else argv
-    _STATE["debug"] = "--debug" in args
+    options = args[: args.index("--")] if "--" in args else args
+    _STATE["debug"] = "--debug" in options
     if _STATE["debug"]:  # accepted after the verb too (`biorep train X --debug`): it is the app's option
-        args = ["--debug", *(a for a in args if a != "--debug")]
+        args = ["--debug", *(a for a in options if a != "--debug"), *args[len(options):]]
     abort, exit_ = _classes("Abort"), _classes("Exit")
     try:
         rc = app(args=args, prog_name="biorep", standalone_mode=False)

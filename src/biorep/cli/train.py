@@ -38,6 +38,7 @@ def train_cmd(
 ) -> None:
     """Train a method; the run directory gets config, checkpoints, metrics.csv and summary.json."""
     from biorep.cli import training_interruption
+    from biorep.rundir import RunPaths, read_summary
     from biorep.training import load_config, train
 
     overrides = list(set_)
@@ -47,9 +48,8 @@ def train_cmd(
         overrides.append(f"model.weights={json.dumps(str(init_from.expanduser().resolve()))}")
     cfg = load_config(config, overrides)
     run_dir = out or Path("runs") / config.stem
-    with training_interruption(str(config)):
+    with training_interruption(str(RunPaths(run_dir).config)):  # the saved config holds every --set
         path = train(cfg, run_dir, resume=resume, overwrite=overwrite)
-    from biorep.rundir import RunPaths, read_summary
 
     if RunPaths(path).summary.is_file():
         _print_summary(path, read_summary(path).model_dump())

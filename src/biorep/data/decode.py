@@ -149,6 +149,29 @@ def read_pil(path: Path) -> np.ndarray:
     return _read_pil(path)
 
 
+_WARNED: set[str] = set()
+
+
+def _tiff_alpha(chw: np.ndarray, extrasamples: tuple[int, ...], *, planar: bool, path: Path) -> bool:
+    """Whether an RGB TIFF's 4th sample is transparency (dropped) rather than a 4th channel (kept).
+
+    An extra sample tagged "unspecified" is a channel. tifffile tags any ``(4, H, W)`` array as planar
+    RGB + alpha, so a planar 4th sample that is not an opacity mask (more than two values) is a
+    fluorescence channel too; a contiguous (RGBA-as-painted) one is alpha, however soft.
+    """
+    if chw.shape[0] != 4 and not extrasamples:
+        return False
+    if extrasamples and all(int(e) == 0 for e in extrasamples):
+        return False
+    if planar and np.unique(chw[-1]).size > 2:
+        if "planar-alpha" not in _WARNED:  # once per process: a stack of such files would flood the log
+            _WARNED.add("planar-alpha")
+            log.warning("%s (and files like it): tagged RGB + alpha, but the 4th plane is not an opacity mask: "
+                        "read as a 4-channel image", path)
+        return False
+    return True
+
+
 @reader(".tif", ".tiff")
 def read_tiff(path: Path) -> np.ndarray:
     """TIFF through tifffile (8/16-bit, multi-channel, multi-page); Pillow when a codec is missing."""
@@ -178,14 +201,7 @@ def read_tiff(path: Path) -> np.ndarray:
     rgb = photometric == 2  # PHOTOMETRIC.RGB
     if rgb and arr.ndim == 3 and (axes.endswith("S") or axes.startswith("S")):
         chw = np.moveaxis(arr, -1, 0) if axes.endswith("S") else arr
-        alpha = chw.shape[0] == 4 or bool(extrasamples)
-        if alpha and np.unique(chw[-1]).size > 2:
-            # tifffile tags any 4-sample array RGB + alpha; a 4th channel that is not an opacity mask is
-            # a fluorescence channel, not transparency, and is kept
-            log.warning("%s: tagged RGB + alpha, but its 4th channel is not an opacity mask: read as a 4-channel "
-                        "image", path)
-            alpha = False
-        return _colour_to_channels(chw, alpha=alpha)
+        return _colour_to_channels(chw, alpha=_tiff_alpha(chw, extrasamples, planar=axes.startswith("S"), path=path))
     if arr.ndim == 3 and axes[-2:] == "YX":
         return arr
     if arr.ndim == 3 and axes.endswith("S"):

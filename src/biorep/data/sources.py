@@ -16,7 +16,6 @@ import csv
 import logging
 import os
 import re
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,18 +71,18 @@ def image_files_under(root: Path) -> list[str]:
     starting with ``root``. Symbolic links are followed, but a folder reached twice (two links to
     it, or a link loop) is read once, with a warning: its images would otherwise count twice."""
     files: list[str] = []
+    # a folder inside the tree is read at its own path (and keeps its class), never through a link to it
+    own = {os.path.realpath(d): d for d, _, _ in os.walk(root)}
     seen: set[str] = set()
     again: list[str] = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         real = os.path.realpath(dirpath)
-        if real in seen:
+        if real in seen or own.get(real, dirpath) != dirpath:
             again.append(Path(dirpath).relative_to(root).as_posix())
             dirnames[:] = []
             continue
         seen.add(real)
-        # real folders before links to them, so an image keeps the path (and class) of its own folder
-        dirnames[:] = sorted((d for d in dirnames if not d.startswith(".")),
-                             key=lambda d: (os.path.islink(os.path.join(dirpath, d)), d))
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         files += [os.path.join(dirpath, fn) for fn in filenames if not fn.startswith(".") and is_image_file(fn)]
     if again:
         log.warning("%s: %d folder(s) reached a second time through a symbolic link were skipped, so no image "
@@ -126,33 +125,33 @@ def read_folder(folder: str | os.PathLike[str], *, name: str | None = None, labe
 def _csv_header(manifest: Path) -> list[str]:
     """The CSV's column names as written; a name used twice is refused (pandas would rename it)."""
     header = [str(h) for h in pd.read_csv(manifest, header=None, nrows=1, dtype=str, keep_default_na=False).iloc[0]]
-    dup = sorted({h for h in header if header.count(h) > 1})
+    dup = sorted({h for h in header if h and header.count(h) > 1})  # empty names: pandas' "Unnamed: N"
     if dup:
         raise DataError(f"{manifest}: column name(s) {', '.join(map(repr, dup))} appear more than once in the "
                         "header; give each column its own name")
     return header
 
 
-def _ragged_row(manifest: Path, n_columns: int) -> str:
-    """Where a CSV row has another number of fields than the header (pandas only says that one has)."""
+def _check_field_counts(manifest: Path, n_columns: int) -> None:
+    """Refuse a row with more or fewer fields than the header: pandas shifts a longer first row into
+    the index (every value one column off) and fills a shorter one with missing values."""
     with open(manifest, newline="", encoding="utf-8", errors="replace") as fh:
-        for line_no, row in enumerate(csv.reader(fh), start=1):
+        reader = csv.reader(fh)
+        for row in reader:
             if row and len(row) != n_columns:
-                return f"row {line_no} has {len(row)} fields, the header {n_columns}"
-    return f"a row's field count differs from the header's {n_columns}"
+                raise DataError(f"{manifest}: row {reader.line_num} has {len(row)} fields, the header {n_columns} "
+                                "(a stray or missing comma, or an unquoted value with a comma?)")
 
 
 def _read_csv(manifest: Path, text_columns: tuple[str, ...], read_kwargs: dict[str, Any]) -> pd.DataFrame:
     header = _csv_header(manifest)
+    try:
+        _check_field_counts(manifest, len(header))
+    except csv.Error as exc:  # e.g. a NUL byte; pandas names the problem below
+        log.debug("%s: csv module: %s", manifest, exc)
     text = [c for c in text_columns if c in header]
     dtype = {**dict.fromkeys(text, str), **dict(read_kwargs.pop("dtype", None) or {})}
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", pd.errors.ParserWarning)
-        try:
-            df = pd.read_csv(manifest, index_col=False, dtype=dtype, **read_kwargs)
-        except (pd.errors.ParserWarning, pd.errors.ParserError):
-            raise DataError(f"{manifest}: {_ragged_row(manifest, len(header))} (a stray comma or an unquoted "
-                            "value with a comma?)") from None
+    df = pd.read_csv(manifest, index_col=False, dtype=dtype, **read_kwargs)
     if text:  # names, not values: 'NA', 'None', '01' stay as written; only an empty cell is missing
         raw = pd.read_csv(manifest, index_col=False, usecols=text, dtype=str, keep_default_na=False)
         for c in text:
@@ -316,18 +315,18 @@ _WHOLE_FLOAT = re.compile(r"[+-]?[1-9]\d*\.0+|0\.0+")
 
 
 def _label_strings(values: pd.Series) -> list[str | None]:
-    """Label values as class-name strings (``1.0`` or ``"1.0"`` → ``"1"``, as a spreadsheet writes
-    whole numbers; ``"01"`` stays ``"01"``), ``None`` where missing."""
+    """Label values as class-name strings without surrounding spaces (``1.0`` or ``"1.0"`` → ``"1"``,
+    as a spreadsheet writes whole numbers; ``"01"`` stays ``"01"``), ``None`` where missing."""
     out: list[str | None] = []
     for v in values.tolist():
         if v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and v.strip() == ""):
             out.append(None)
         elif isinstance(v, float) and float(v).is_integer():
             out.append(str(int(v)))
-        elif isinstance(v, str) and _WHOLE_FLOAT.fullmatch(v):
-            out.append(v.split(".")[0])
+        elif isinstance(v, str) and _WHOLE_FLOAT.fullmatch(v.strip()):
+            out.append(v.strip().split(".")[0])
         else:
-            out.append(str(v))
+            out.append(str(v).strip())  # 'a ' next to 'a' is a typing slip, not a class of its own
     return out
 
 
@@ -344,12 +343,11 @@ def encode_labels(source: Source, declared: list[str] | None = None) -> tuple[li
     n = len(source.meta)
     if col is None:
         return [], np.full(n, -1, dtype=np.int64)
-    names = _label_strings(source.meta[col])
-    padded = sorted({v for v in names if v is not None and v != v.strip()})
-    if padded:  # 'a ' next to 'a' is a typing slip, not a class of its own
+    padded = sorted({v for v in source.meta[col].tolist() if isinstance(v, str) and v.strip() and v != v.strip()})
+    if padded:
         log.warning("%s: label column %r has %d value(s) with spaces around them (%s); read without the spaces",
                     source.origin or source.name, col, len(padded), ", ".join(repr(v) for v in padded[:3]))
-        names = [v.strip() if v is not None else None for v in names]
+    names = _label_strings(source.meta[col])
     if source.label_names:
         names = [source.label_names.get(v, v) if v is not None else None for v in names]
     classes = declared if declared is not None else source.classes

@@ -86,6 +86,8 @@ def _prepare_image(path: str, run: LoadedRun, geom: GeometryConfig,
 
     arr = read_image(path)
     chans = run.config.data.channels
+    if not isinstance(chans, list):  # as training reads it: a grey picture in a colour set, grey in each channel
+        arr = as_colour(arr, path, int(run.data.channels))
     if isinstance(chans, list):
         if max(chans) >= arr.shape[0]:
             raise DataError(f"has {arr.shape[0]} channel(s); the run keeps channels {chans}")
@@ -93,7 +95,6 @@ def _prepare_image(path: str, run: LoadedRun, geom: GeometryConfig,
     if seen is not None:
         seen.append((str(arr.dtype), int(arr.shape[0]), int(arr.shape[1]), int(arr.shape[2])))
     want = int(run.data.channels)
-    arr = as_colour(arr, path, want)
     if arr.shape[0] != want:
         raise DataError(f"has {arr.shape[0]} channel(s) but the run was trained on {want}")
     if geom.mode == "none" and arr.shape[1:] != geom.hw:

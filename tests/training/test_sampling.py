@@ -63,3 +63,16 @@ def test_batch_dataset_reads_whole_batches() -> None:
     x, y, idx = BatchDataset(images, np.array([0, 1, 2, 3, -1]))[[4, 1]]
     assert x.dtype.is_floating_point is False and x.shape == (2, 1, 2, 2)
     assert x[0].flatten().tolist() == [16, 17, 18, 19] and y.tolist() == [-1, 1] and idx.tolist() == [4, 1]
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_every_rank_gets_every_batch_when_rows_are_fewer_than_ranks(monkeypatch: pytest.MonkeyPatch, n: int) -> None:
+    """A 1-image val split on 2 ranks gave rank 1 no batch, so the ranks' collectives no longer matched
+    (a gloo error); like DistributedSampler, the short rank repeats a row."""
+    per_rank = []
+    for rank in range(2):
+        monkeypatch.setattr(sampling, "_rank_world", lambda r=rank: (r, 2))
+        per_rank.append(ShuffledBatchSampler(np.arange(n), 8, shuffle=False, drop_last=False).batches())
+    assert len(per_rank[0]) == len(per_rank[1]) >= 1
+    assert all(len(b) for batches in per_rank for b in batches)
+    assert {i for batches in per_rank for b in batches for i in b} == set(range(n))

@@ -115,7 +115,7 @@ def group_values(ds: ImageDataset, column: str) -> np.ndarray:
         raise DataError(
             f"{where}: group column {column!r} is empty for {int(missing.sum())} of {len(values)} image(s) "
             f"(first: {first}); whole groups go to one split part, so every image needs its group — fill "
-            "them in, drop those rows, or split without a group (split.group: null)"
+            "them in or drop those rows"
         )
     return values.astype(str).to_numpy()
 

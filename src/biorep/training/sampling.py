@@ -130,11 +130,13 @@ class ShuffledBatchSampler(_ResumableBatchSampler):
         rank, world, bs = self._per_rank()
         order = self._rng().permutation(self.indices) if self.shuffle else self.indices
         out = []
+        n = len(order)
         for b in range(self.n_batches()):
             start = (b * world + rank) * bs
             chunk = order[start : start + bs]
-            if len(chunk):
-                out.append(chunk.tolist())
+            if not len(chunk) and n:  # the last batch has fewer rows than ranks: repeat one, as PyTorch's
+                chunk = order[[start % n]]  # DistributedSampler pads, so every rank steps (and syncs) alike
+            out.append(chunk.tolist())
         return out
 
 

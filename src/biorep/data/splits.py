@@ -85,8 +85,8 @@ def _carve(
         raise DataError(
             f"{prefix}cannot make split.{part_name} by group column {column!r}: it has only {n_groups} "
             f"value(s){left} ({', '.join(map(repr, np.unique(g)[:3].tolist()))}), and whole groups go to "
-            f"one part; use a column with more values (split.group), set split.{part_name}: 0, or "
-            "split.group: null to split image by image"
+            f"one part; use a column with more values (split.group), set split.{part_name}: 0, or (for "
+            "your own manifest) leave data.group unset to split image by image"
         )
     n_splits = int(min(n_groups, max(2, round(1 / frac))))
     if can_stratify:

@@ -36,3 +36,13 @@ def test_submodels_forbid_unknown_keys() -> None:
         IntensityConfig(mode="range", gamma=2)
     with pytest.raises(ValidationError):
         SplitConfig(folds=3)
+
+
+@pytest.mark.parametrize("field", ["scale", "pixel_size", "background"])
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
+def test_geometry_numbers_must_be_finite(field: str, value: float) -> None:
+    from biorep.data.config import GeometryConfig
+
+    kwargs = {"scale": 0.5, field: value} if field != "scale" else {field: value}
+    with pytest.raises(ValueError, match="finite|greater than 0"):
+        GeometryConfig(**kwargs)

@@ -90,3 +90,14 @@ def test_an_image_without_a_group_is_refused() -> None:
         split_dataset(ds, SplitConfig(group="case"))
     with pytest.raises(DataError, match="is empty"):
         group_folds(ds, "case")
+
+
+def test_a_holdout_number_that_names_several_spellings_is_refused() -> None:
+    """YAML reads ``holdout: [001]`` as the number 1; with plates 001, 01 and 1 that is ambiguous."""
+    ds = _ds(n_groups=3, per_group=4)
+    ds.meta["case"] = np.repeat(["001", "01", "1"], 4)
+    with pytest.raises(DataError, match=r"'1' is ambiguous: column 'case' also has '001', '01'"):
+        split_dataset(ds, SplitConfig(holdout=[1], val=0))
+    for written in ("001", "1"):  # quoted: the spelling is the lab's own
+        splits = split_dataset(ds, SplitConfig(holdout=[written], val=0))
+        assert set(ds.meta["case"].to_numpy()[splits.test]) == {written}

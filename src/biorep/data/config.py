@@ -8,10 +8,12 @@ Example:
 
 from __future__ import annotations
 
+import math
+
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from biorep.data.geometry import as_hw
 
@@ -87,8 +89,15 @@ class GeometryConfig(_Strict):
     @field_validator("scale")
     @classmethod
     def _positive_scale(cls, v: Any) -> Any:
-        if not isinstance(v, str) and not v > 0:
-            raise ValueError("scale must be 'auto' or a number > 0")
+        if not isinstance(v, str) and not (v > 0 and math.isfinite(v)):
+            raise ValueError("scale must be 'auto' or a finite number > 0")
+        return v
+
+    @field_validator("pixel_size", "background")
+    @classmethod
+    def _finite(cls, v: Any) -> Any:
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ValueError(f"must be a finite number, got {v}")
         return v
 
 
@@ -139,6 +148,18 @@ class SplitConfig(_Strict):
         if isinstance(v, (list, tuple)):
             return [str(x) for x in v]
         return v
+
+    #: holdout values written as YAML numbers (``[001]`` arrives as 1): checked against other spellings
+    _numeric_holdout: list[str] = PrivateAttr(default_factory=list)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _remember_numbers(cls, data: Any, handler: Any) -> SplitConfig:
+        model = handler(data)
+        raw = data.get("holdout") if isinstance(data, dict) else None
+        raw = raw if isinstance(raw, (list, tuple)) else [] if raw is None else [raw]
+        model._numeric_holdout = [str(x) for x in raw if isinstance(x, (int, float)) and not isinstance(x, bool)]
+        return model
 
     @model_validator(mode="after")
     def _fractions(self) -> SplitConfig:

@@ -120,6 +120,35 @@ def group_values(ds: ImageDataset, column: str) -> np.ndarray:
     return values.astype(str).to_numpy()
 
 
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _check_holdout(holdout: list[str], groups: np.ndarray, column: str, *, numeric: list[str]) -> None:
+    """Every holdout value is a group, and one given as a YAML number (``numeric``) does not stand
+    for another spelling (``[001]`` is the number 1, so ``'1'``, while the data has plates ``001`` and ``1``).
+
+    Raises:
+        DataError: a value that is no group, or that names several groups read as numbers.
+    """
+    present = set(groups.tolist())
+    missing = sorted(set(holdout) - present)
+    if missing:
+        raise DataError(f"split.holdout: group(s) {missing} not found in column {column!r}")
+    for value in numeric:
+        num = _number(value)
+        alike = sorted(g for g in present if g != value and num is not None and _number(g) == num)
+        if alike:
+            raise DataError(
+                f"split.holdout: {value!r} is ambiguous: column {column!r} also has {', '.join(map(repr, alike))}, "
+                f"the same number written another way (YAML reads an unquoted 001 as 1); quote the value as "
+                f"written in the data, e.g. holdout: ['{alike[0]}']"
+            )
+
+
 def split_dataset(ds: ImageDataset, cfg: SplitConfig | None = None) -> Splits:
     """Train/val/test indices: whole groups per part, stratified by class where possible.
 
@@ -143,9 +172,7 @@ def split_dataset(ds: ImageDataset, cfg: SplitConfig | None = None) -> Splits:
     if cfg.holdout:
         if groups is None:
             raise DataError("split.holdout needs a group column (set data.group or split.group)")
-        missing = sorted(set(cfg.holdout) - set(groups.tolist()))
-        if missing:
-            raise DataError(f"split.holdout: group(s) {missing} not found in column {column!r}")
+        _check_holdout(cfg.holdout, groups, column, numeric=cfg._numeric_holdout)
         in_test = np.isin(groups, cfg.holdout)
         rest, test = idx[~in_test], idx[in_test]
     else:

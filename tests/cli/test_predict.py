@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 from PIL import Image
 
@@ -123,3 +124,25 @@ def test_predict_output_file_is_checked_before_predicting(karyotype_copy: Path, 
     code, _, err = cli("predict", karyotype_copy, img, "--out", tmp_path / "link.csv", "--overwrite")
     assert code == 0, err
     assert (tmp_path / "link.csv").is_symlink() and len(pd.read_csv(real)) == 1
+
+
+@pytest.mark.parametrize("device", ["bogus", "meta", *([] if torch.cuda.is_available() else ["cuda"])])
+def test_a_device_the_machine_lacks_is_one_line(karyotype_copy: Path, tmp_path: Path, cli: Callable,
+                                                device: str) -> None:
+    img = tmp_path / "one.png"
+    Image.fromarray(np.full((30, 12), 200, np.uint8)).save(img)
+    code, _, err = cli("predict", karyotype_copy, img, "--out", tmp_path / "p.csv", "--device", device)
+    assert code == 2 and f"--device {device!r}" in err and "Traceback" not in err
+    code, _, err = cli("embed", karyotype_copy, "--device", device, "--out", tmp_path / "emb")
+    assert code == 2 and f"--device {device!r}" in err
+    assert not (tmp_path / "p.csv").exists() and not (tmp_path / "emb").exists()
+
+
+def test_predict_passes_manifest_metadata_through_as_written(karyotype_copy: Path, tmp_path: Path,
+                                                             cli: Callable) -> None:
+    Image.fromarray(np.full((30, 12), 200, np.uint8)).save(tmp_path / "one.png")
+    (tmp_path / "m.csv").write_text("path,plate,note\none.png,001,NA\n")
+    code, _, err = cli("predict", karyotype_copy, tmp_path / "m.csv", "--out", tmp_path / "p.csv")
+    assert code == 0, err
+    row = pd.read_csv(tmp_path / "p.csv", dtype=str, keep_default_na=False).iloc[0]
+    assert row["plate"] == "001" and row["note"] == "NA"

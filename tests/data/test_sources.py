@@ -151,3 +151,18 @@ def test_a_class_map_applies_to_labels_written_with_spaces(tmp_path: Path) -> No
     man.write_text("path,label\na.png,a \nb.png,b\n")
     src = apply_class_map(read_manifest(man), {"a": "A", "b": "B"})
     assert encode_labels(src)[0] == ["A", "B"]
+
+
+def test_a_link_to_an_image_file_is_that_image(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A file link in another class folder (or a manifest row naming the link) is the same pixels:
+    read once from the folder; in a manifest, two labels for it are a conflict."""
+    write_image(tmp_path / "imgs" / "a" / "x.png", blob(8, 8))
+    write_image(tmp_path / "imgs" / "b" / "y.png", blob(8, 8))
+    (tmp_path / "imgs" / "b" / "alias.png").symlink_to("../a/x.png")
+    src = read_folder(tmp_path / "imgs")
+    assert list(src.meta["path"]) == ["a/x.png", "b/y.png"]
+    assert "symbolic links to images already found" in caplog.text
+    man = tmp_path / "imgs" / "m.csv"
+    man.write_text("path,label\na/x.png,a\nb/alias.png,b\n")
+    with pytest.raises(DataError, match="listed more than once with different labels"):
+        read_manifest(man)

@@ -83,7 +83,17 @@ def image_files_under(root: Path) -> list[str]:
             continue
         seen.add(real)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        files += [os.path.join(dirpath, fn) for fn in filenames if not fn.startswith(".") and is_image_file(fn)]
+        files += [os.path.join(dirpath, fn) for fn in sorted(filenames) if not fn.startswith(".") and is_image_file(fn)]
+    real_files = [os.path.realpath(f) for f in files]
+    first: dict[str, str] = {}  # per real file, the path it keeps: its own over a link's, else the first
+    for f, r in zip(files, real_files):
+        if r not in first or (os.path.islink(first[r]) and not os.path.islink(f)):
+            first[r] = f
+    twice = [f for f, r in zip(files, real_files) if first[r] != f]
+    if twice:  # a link to an image file elsewhere in the tree: the same pixels once, not twice
+        log.warning("%s: %d image path(s) are symbolic links to images already found and were skipped: %s%s",
+                    root, len(twice), ", ".join(twice[:3]), " ..." if len(twice) > 3 else "")
+        files = [f for f, r in zip(files, real_files) if first[r] == f]
     if again:
         log.warning("%s: %d folder(s) reached a second time through a symbolic link were skipped, so no image "
                     "counts twice: %s%s", root, len(again), ", ".join(natural_sorted(again)[:3]),
@@ -143,13 +153,13 @@ def _check_field_counts(manifest: Path, n_columns: int) -> None:
                                 "(a stray or missing comma, or an unquoted value with a comma?)")
 
 
-def _read_csv(manifest: Path, text_columns: tuple[str, ...], read_kwargs: dict[str, Any]) -> pd.DataFrame:
+def _read_csv(manifest: Path, text_columns: tuple[str, ...] | None, read_kwargs: dict[str, Any]) -> pd.DataFrame:
     header = _csv_header(manifest)
     try:
         _check_field_counts(manifest, len(header))
     except csv.Error as exc:  # e.g. a NUL byte; pandas names the problem below
         log.debug("%s: csv module: %s", manifest, exc)
-    text = [c for c in text_columns if c in header]
+    text = [c for c in header if c] if text_columns is None else [c for c in text_columns if c in header]
     dtype = {**dict.fromkeys(text, str), **dict(read_kwargs.pop("dtype", None) or {})}
     df = pd.read_csv(manifest, index_col=False, dtype=dtype, **read_kwargs)
     if text:  # names, not values: 'NA', 'None', '01' stay as written; only an empty cell is missing
@@ -159,12 +169,14 @@ def _read_csv(manifest: Path, text_columns: tuple[str, ...], read_kwargs: dict[s
     return df
 
 
-def read_manifest_table(manifest: Path, *, text_columns: tuple[str, ...] = (), **read_kwargs: Any) -> pd.DataFrame:
+def read_manifest_table(
+    manifest: Path, *, text_columns: tuple[str, ...] | None = (), **read_kwargs: Any
+) -> pd.DataFrame:
     """Read a CSV or Parquet manifest into a DataFrame (DataError when unreadable or empty).
 
-    ``text_columns`` (paths, labels, groups) are read from a CSV as the strings written, not through
-    pandas' type and missing-value guessing, which merges ``01`` with ``1`` and reads ``NA`` or
-    ``None`` as no label; an empty cell is missing.
+    ``text_columns`` (paths, labels, groups; ``None``: every column) are read from a CSV as the
+    strings written, not through pandas' type and missing-value guessing, which merges ``01`` with
+    ``1`` and reads ``NA`` or ``None`` as no label; an empty cell is missing.
     """
     try:
         if manifest.suffix.lower() == ".csv":
@@ -222,7 +234,7 @@ def drop_duplicate_paths(
     Raises:
         DataError: a file listed with conflicting labels (lists them, with rows and labels).
     """
-    paths = pd.Series(files)
+    paths = pd.Series([os.path.realpath(f) for f in files])  # a link to a listed file is that file
     dup = paths.duplicated(keep=False).to_numpy()
     if not dup.any():
         return files, meta
@@ -230,7 +242,7 @@ def drop_duplicate_paths(
     labels = _label_strings(meta[label]) if label is not None else [None] * len(meta)
     by_file: dict[str, list[int]] = {}
     for r in rows:
-        by_file.setdefault(files[r], []).append(int(r))
+        by_file.setdefault(paths.iloc[r], []).append(int(r))
     shown = lambda r: str(meta[path_column].iloc[r])  # noqa: E731 - as the manifest spells it
     conflicts = [
         f"{shown(rs[0])} (rows {', '.join(str(r + 2) for r in rs)}: "

@@ -26,6 +26,7 @@ from biorep.evaluate.run_embeddings import Embedded, embed_rows
 from biorep.evaluate.rundata import (
     EMBEDDINGS_DIR,
     SPLITS,
+    _device,
     has_classifier,
     load_other_data,
     open_run,
@@ -124,6 +125,7 @@ class Evaluator:
         overwrite: bool = False,
     ) -> None:
         self.run_dir = Path(run_dir)
+        _device(device)  # a device this machine lacks is refused before the run and data are read
         self.run = open_run(run_dir, data_root, verb=verb, allow_unfinished=allow_unfinished)
         self.overwrite = overwrite
         self.progress = progress

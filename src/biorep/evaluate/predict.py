@@ -60,7 +60,7 @@ def _input_files(inputs: Sequence[str | os.PathLike[str]], path_column: str
             for f in natural_sorted(found):
                 add(f)
         elif p.is_file() and p.suffix.lower() in MANIFEST_SUFFIXES:
-            df = read_manifest_table(p)
+            df = read_manifest_table(p, text_columns=None)  # metadata is passed through as written
             if path_column not in df.columns:
                 raise DataError(f"{p}: manifest has no path column {path_column!r} "
                                 f"(columns: {', '.join(map(str, df.columns))})")

@@ -105,9 +105,26 @@ def has_classifier(run: LoadedRun) -> bool:
 
 
 def _device(device: str | None) -> torch.device:
+    """The inference device for ``--device`` (None / ``auto``: a CUDA GPU if there is one, else the CPU).
+
+    Raises:
+        ConfigError: a name torch does not know, or a device this machine does not have.
+    """
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ConfigError(f"--device {device!r}: not a device name (auto, cpu, cuda, cuda:N or mps)") from None
+    have = {"cpu": True, "cuda": torch.cuda.is_available(),
+            "mps": bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()}
+    if dev.type not in have:
+        raise ConfigError(f"--device {device!r}: use auto, cpu, cuda, cuda:N or mps")
+    if not have[dev.type]:
+        raise ConfigError(f"--device {device!r}: torch sees no {dev.type} device on this machine; use auto or cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ConfigError(f"--device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return dev
 
 
 # ----------------------------------------------------------------------------- preprocessing

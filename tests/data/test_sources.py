@@ -166,3 +166,15 @@ def test_a_link_to_an_image_file_is_that_image(tmp_path: Path, caplog: pytest.Lo
     man.write_text("path,label\na/x.png,a\nb/alias.png,b\n")
     with pytest.raises(DataError, match="listed more than once with different labels"):
         read_manifest(man)
+
+
+def test_class_names_compare_in_one_unicode_form(tmp_path: Path) -> None:
+    """A folder named on macOS (NFD 'café') and the same name typed in a config (NFC) are one class."""
+    import unicodedata
+
+    nfd, nfc = unicodedata.normalize("NFD", "café"), unicodedata.normalize("NFC", "café")
+    assert nfd != nfc
+    write_image(tmp_path / "imgs" / nfd / "x.png", blob(8, 8))
+    write_image(tmp_path / "imgs" / "b" / "y.png", blob(8, 8))
+    classes, t = encode_labels(read_folder(tmp_path / "imgs"), ["b", nfc])
+    assert classes == ["b", nfc] and t.tolist() == [0, 1]  # b/y.png sorts first

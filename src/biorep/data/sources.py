@@ -16,6 +16,7 @@ import csv
 import logging
 import os
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -337,8 +338,8 @@ def _label_strings(values: pd.Series) -> list[str | None]:
             out.append(str(int(v)))
         elif isinstance(v, str) and _WHOLE_FLOAT.fullmatch(v.strip()):
             out.append(v.strip().split(".")[0])
-        else:
-            out.append(str(v).strip())  # 'a ' next to 'a' is a typing slip, not a class of its own
+        else:  # 'a ' next to 'a' is a typing slip; NFD 'café' (a macOS folder name) is NFC 'café'
+            out.append(unicodedata.normalize("NFC", str(v).strip()))
     return out
 
 
@@ -363,6 +364,8 @@ def encode_labels(source: Source, declared: list[str] | None = None) -> tuple[li
     if source.label_names:
         names = [source.label_names.get(v, v) if v is not None else None for v in names]
     classes = declared if declared is not None else source.classes
+    if classes is not None:
+        classes = [unicodedata.normalize("NFC", c) for c in classes]
     if classes is None:
         classes = natural_sorted(sorted({v for v in names if v is not None}))
     index = {c: i for i, c in enumerate(classes)}

@@ -152,3 +152,18 @@ def test_a_four_channel_stack_tagged_rgb_alpha_keeps_its_fourth_channel(
     soft = np.moveaxis(stack, 0, -1).copy()  # painted RGBA: contiguous samples, anti-aliased alpha
     tifffile.imwrite(tmp_path / "soft.tif", soft, photometric="rgb", extrasamples=["unassalpha"])
     np.testing.assert_array_equal(read_image(tmp_path / "soft.tif"), stack[:3])
+
+
+def test_sixteen_bit_colour_png_keeps_its_depth(tmp_path: Path) -> None:
+    """Pillow reads 48/64-bit PNGs as 8-bit; they are decoded at full depth (grey + alpha too)."""
+    import imagecodecs
+
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 65535, (9, 7, 3)).astype(np.uint16)
+    (tmp_path / "rgb48.png").write_bytes(imagecodecs.png_encode(rgb))
+    out = read_image(tmp_path / "rgb48.png")
+    assert out.dtype == np.uint16 and out.shape == (3, 9, 7)
+    np.testing.assert_array_equal(out, np.moveaxis(rgb, -1, 0))
+    la = np.stack([rgb[..., 0], np.full((9, 7), 65535, np.uint16)], axis=-1)
+    (tmp_path / "la32.png").write_bytes(imagecodecs.png_encode(la))
+    np.testing.assert_array_equal(read_image(tmp_path / "la32.png"), rgb[None, ..., 0])

@@ -44,7 +44,7 @@ from biorep.rundir import atomic_write, atomic_write_text
 log = logging.getLogger("biorep.data")
 
 #: Bumped when decoding changes what a cache holds (2: the auto scale leaves size outliers out; a planar
-#: 4-sample TIFF keeps a 4th plane that is not an opacity mask).
+#: 4-sample TIFF keeps a 4th plane that is not an opacity mask; 16-bit colour PNGs keep their depth).
 CACHE_VERSION = 2
 _CHUNK = 128
 _SERIAL_BELOW = 256  # files; smaller sets decode in-process (a pool costs more than it saves)

@@ -143,9 +143,36 @@ def _read_pil(path: Path) -> np.ndarray:
     return _colour_to_channels(chw, alpha=mode in ("RGBA", "LA", "RGBa", "La"))
 
 
+def _png_16bit_colour(path: Path) -> bool:
+    """A PNG with 16 bits per sample and colour or alpha (IHDR bit depth 16, colour type 2, 4 or 6):
+    Pillow reads those as 8-bit, dropping the low byte of every sample."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(26)
+    except OSError:
+        return False
+    return len(head) == 26 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[24] == 16 and head[25] in (2, 4, 6)
+
+
+def _read_png_16(path: Path) -> np.ndarray:
+    """A 16-bit colour PNG at full depth, through imagecodecs (libpng)."""
+    import imagecodecs
+
+    try:
+        arr = imagecodecs.png_decode(path.read_bytes())
+    except Exception as exc:  # imagecodecs raises its own error types
+        raise DataError(f"{path}: cannot decode 16-bit PNG ({type(exc).__name__}: {exc})") from None
+    if arr.ndim == 2:
+        return arr[None]
+    chw = np.moveaxis(arr, -1, 0)
+    return _colour_to_channels(chw, alpha=chw.shape[0] in (2, 4))
+
+
 @reader(".png", ".bmp", ".jpg", ".jpeg", ".gif", ".webp")
 def read_pil(path: Path) -> np.ndarray:
-    """PNG/BMP/JPEG through Pillow."""
+    """PNG/BMP/JPEG through Pillow (16-bit colour PNGs through imagecodecs, at full depth)."""
+    if path.suffix.lower() == ".png" and _png_16bit_colour(path):
+        return _read_png_16(path)
     return _read_pil(path)
 
 

@@ -178,3 +178,12 @@ def test_class_names_compare_in_one_unicode_form(tmp_path: Path) -> None:
     write_image(tmp_path / "imgs" / "b" / "y.png", blob(8, 8))
     classes, t = encode_labels(read_folder(tmp_path / "imgs"), ["b", nfc])
     assert classes == ["b", nfc] and t.tolist() == [0, 1]  # b/y.png sorts first
+
+
+def test_spreadsheet_exports_blank_rows_and_a_near_miss_label_column(tmp_path: Path,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    man = tmp_path / "m.csv"
+    man.write_text("path,Label\na.png,x\nb.png,y\n,\n,\n")
+    src = read_manifest(man)
+    assert len(src.files) == 2 and src.label_column is None
+    assert "column 'Label' looks like one: set data.label: 'Label'" in caplog.text

@@ -303,6 +303,14 @@ def read_manifest(
         raise DataError(f"{manifest}: manifest has no group column {group!r} (columns: {cols})")
     if label is None and "label" in df.columns and path_column != "label":
         label = "label"
+    elif label is None:
+        near = [c for c in df.columns if str(c).strip().lower() == "label"]
+        if near:  # 'Label' or 'label ' from a spreadsheet: say why the set is unlabeled
+            log.warning("%s: no column named 'label', so the images are unlabeled; column %r looks like one: "
+                        "set data.label: %r (or rename it)", manifest, near[0], near[0])
+    blank = df.isna().all(axis=1).to_numpy() if len(df.columns) > 1 else np.zeros(len(df), bool)
+    if blank.any() and not blank.all():  # ',,' rows a spreadsheet leaves at the end: not images
+        df = df.loc[~blank]
     files = resolve_manifest_paths(df[path_column], manifest.parent, manifest, path_column, allow_absolute=allow_absolute)
     meta = df.reset_index(drop=True).copy()
     files, meta = drop_duplicate_paths(files, meta, manifest=manifest, path_column=path_column, label=label)

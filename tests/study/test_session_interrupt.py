@@ -31,7 +31,7 @@ def _interrupt_a_sleeping_worker() -> None:
     procs = list(pool._processes.values())
     t0 = time.monotonic()
     interrupt_workers(pool, future, grace_s=30)
-    assert future.done() and time.monotonic() - t0 < 30  # not the 120 s the work would take
+    assert future.done() and time.monotonic() - t0 < 60  # not the 120 s the work would take
     assert isinstance(future.exception(), KeyboardInterrupt)  # the child was interrupted, not killed
     for proc in procs:
         proc.join(10)

@@ -176,6 +176,12 @@ def interrupt_workers(pool: ProcessPoolExecutor, future: Future[Any], grace_s: f
             if proc.is_alive():
                 proc.terminate()
     pool.shutdown(wait=False, cancel_futures=True)
+    deadline = time.monotonic() + 15.0  # an interrupted worker exits once the pool's sentinel reaches it;
+    for proc in procs:                  # on a loaded machine that can lag: never leave one behind
+        proc.join(max(0.0, deadline - time.monotonic()))
+        if proc.is_alive():
+            proc.terminate()
+            proc.join(5.0)
 
 
 def train_isolated(cfg: dict[str, Any], run_dir: Path, resume: bool) -> Path:

@@ -157,3 +157,12 @@ def test_a_label_column_named_for_a_folder_is_a_warning(mixed_folder: Path, capl
     ds = load_dataset(DataConfig(dataset=str(mixed_folder), label="nosuch"), progress=False)
     assert ds.classes == ["long", "medium", "short"]
     assert "data.label='nosuch' only names the class column" in caplog.text
+
+
+def test_a_scale_that_shrinks_the_images_to_nothing_is_a_warning(mixed_folder: Path,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    load_dataset(DataConfig(dataset=str(mixed_folder), geometry={"scale": 1e-3}), progress=False)
+    assert "at scale 0.001 the median image becomes 0.0×0.0 px on the 64 px canvas" in caplog.text
+    caplog.clear()
+    load_dataset(DataConfig(dataset=str(mixed_folder), geometry={"scale": 0.5}), progress=False)
+    assert "median image becomes" not in caplog.text

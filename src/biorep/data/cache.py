@@ -376,6 +376,12 @@ def decode_cached(
             )
             if geometry.scale == "auto" and geometry.mode != "none":
                 _warn_size_outliers(name, files, orig, size, scale)
+            if geometry.mode == "canvas":
+                med_h, med_w = (float(v) * scale for v in np.median(orig, axis=0))
+                if max(med_h, med_w) < 4:  # a scale typed with the wrong exponent: blank canvases
+                    log.warning("%s: at scale %g the median image becomes %.1f×%.1f px on the %s canvas; nothing "
+                                "of it will be left to learn from — is the scale right?", name, scale, med_h, med_w,
+                                size_label(size))
 
             shape = (len(files), n_channels, *as_hw(size))
             nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize

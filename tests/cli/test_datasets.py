@@ -218,4 +218,3 @@ def test_one_huge_image_does_not_shrink_the_others(capsys: pytest.CaptureFixture
     assert json.loads(out)["scale"] == pytest.approx(64 / 40)
     said = err + caplog.text
     assert "1 of 13 image(s) are more than 3× the median size (40×24 px)" in said and "slide.png" in said
-

@@ -101,3 +101,12 @@ def test_a_holdout_number_that_names_several_spellings_is_refused() -> None:
     for written in ("001", "1"):  # quoted: the spelling is the lab's own
         splits = split_dataset(ds, SplitConfig(holdout=[written], val=0))
         assert set(ds.meta["case"].to_numpy()[splits.test]) == {written}
+
+
+def test_a_declared_class_without_images_is_named(caplog: pytest.LogCaptureFixture) -> None:
+    from biorep.data.splits import warn_small_classes
+
+    ds = _ds(n_groups=10, per_group=4, n_classes=2)
+    ds.classes = ["0", "1", "never"]
+    warn_small_classes(ds, split_dataset(ds, SplitConfig(group="case")))
+    assert "1 declared class(es) have no image at all: 'never'" in caplog.text

@@ -204,6 +204,11 @@ def warn_small_classes(ds: ImageDataset, splits: Splits) -> list[str]:
     needed = 1 + sum(1 for k in ("val", "test") if len(parts[k]))
     problems: list[str] = []
     names: list[str] = []
+    empty = [str(ds.classes[c]) for c, n in enumerate(counts) if n == 0]
+    if empty:  # a declared class (data.classes) that no image has: an output never trained or scored
+        log.warning("%s: %d declared class(es) have no image at all: %s; the classifier keeps an output for each "
+                    "that is never trained — remove them from data.classes if that is not meant",
+                    ds.info.get("origin") or ds.name, len(empty), ", ".join(map(repr, empty[:10])))
     for c, n in enumerate(counts):
         if n == 0:
             continue

@@ -167,3 +167,15 @@ def test_sixteen_bit_colour_png_keeps_its_depth(tmp_path: Path) -> None:
     la = np.stack([rgb[..., 0], np.full((9, 7), 65535, np.uint16)], axis=-1)
     (tmp_path / "la32.png").write_bytes(imagecodecs.png_encode(la))
     np.testing.assert_array_equal(read_image(tmp_path / "la32.png"), rgb[None, ..., 0])
+
+
+def test_an_animated_picture_uses_its_first_frame_and_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import biorep.data.decode as decode_mod
+
+    monkeypatch.setattr(decode_mod, "_WARNED", set())
+    frames = [Image.fromarray(np.full((6, 5), v, np.uint8)) for v in (10, 200)]
+    frames[0].save(tmp_path / "two.gif", save_all=True, append_images=frames[1:])
+    assert read_image(tmp_path / "two.gif").shape == (1, 6, 5)
+    assert "has 2 frames; only the first is used" in caplog.text

@@ -115,11 +115,18 @@ def _colour_to_channels(arr: np.ndarray, *, alpha: bool) -> np.ndarray:
     return arr
 
 
+#: warnings given once per process (decoding runs in worker processes, file by file)
+_WARNED: set[str] = set()
+
+
 def _read_pil(path: Path) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
+            if getattr(im, "n_frames", 1) > 1 and "frames" not in _WARNED:  # an animated GIF/PNG/WebP
+                _WARNED.add("frames")
+                log.warning("%s (and files like it): has %d frames; only the first is used", path, im.n_frames)
             mode = im.mode
             if mode in ("P", "PA"):
                 im = im.convert("RGBA" if "transparency" in im.info or mode == "PA" else "RGB")
@@ -174,9 +181,6 @@ def read_pil(path: Path) -> np.ndarray:
     if path.suffix.lower() == ".png" and _png_16bit_colour(path):
         return _read_png_16(path)
     return _read_pil(path)
-
-
-_WARNED: set[str] = set()
 
 
 def _tiff_alpha(chw: np.ndarray, extrasamples: tuple[int, ...], *, planar: bool, path: Path) -> bool:

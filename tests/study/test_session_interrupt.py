@@ -36,3 +36,20 @@ def _interrupt_a_sleeping_worker() -> None:
     for proc in procs:
         proc.join(10)
         assert not proc.is_alive()
+
+
+def test_sigterm_while_waiting_on_a_training_child_is_an_interrupt() -> None:
+    """A scheduler's SIGTERM to the study parent becomes the interrupt that winds the child down (the
+    parent used to die and leave the child training as an orphan); outside, SIGTERM is as before."""
+    import os
+
+    import pytest
+
+    from biorep.study.session import sigterm_as_interrupt
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
+        with sigterm_as_interrupt():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises at once
+    assert signal.getsignal(signal.SIGTERM) is before

@@ -13,12 +13,14 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import re
 import signal
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -184,6 +186,25 @@ def interrupt_workers(pool: ProcessPoolExecutor, future: Future[Any], grace_s: f
             proc.join(5.0)
 
 
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """While waiting on a training child, a SIGTERM (a scheduler's pre-emption, ``kill``) is handled as
+    Ctrl-C, so the child is interrupted and wound down (:func:`interrupt_workers`) instead of left
+    training as an orphan when the parent dies. Only the main thread can set signal handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _raise(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt("SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, _raise)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def train_isolated(cfg: dict[str, Any], run_dir: Path, resume: bool) -> Path:
     """Train one setup in a fresh (spawned) child process and wait for it.
 
@@ -194,7 +215,8 @@ def train_isolated(cfg: dict[str, Any], run_dir: Path, resume: bool) -> Path:
     with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
         future = pool.submit(_train_here, cfg, str(run_dir), resume)
         try:
-            return Path(future.result())
+            with sigterm_as_interrupt():
+                return Path(future.result())
         except KeyboardInterrupt:
             interrupt_workers(pool, future)
             raise

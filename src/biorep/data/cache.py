@@ -60,13 +60,17 @@ class Decoded:
     info: dict[str, Any]
 
 
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return os.cpu_count() or 1
+
+
 def default_workers() -> int:
     """Worker processes for decoding: the usable CPU cores, at most 8."""
-    try:
-        n = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - non-Linux
-        n = os.cpu_count() or 1
-    return max(1, min(8, n))
+    return max(1, min(8, usable_cores()))
 
 
 def _warn_size_outliers(name: str, files: Sequence[str | Path], orig: np.ndarray, size: Size, scale: float) -> None:

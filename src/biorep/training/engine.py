@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import os
 import shutil
 import time
 import warnings
@@ -24,6 +23,7 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
 
 from biorep.data import ImageDataset, IntensityScaler, Splits, load_dataset, split_dataset
+from biorep.data.cache import usable_cores
 from biorep.data.checks import check_classes, image_stats
 from biorep.errors import BiorepError, ConfigError, DataError, RunDirError, TrainingInterrupted
 from biorep.methods import METHODS, BaseMethod, DataInfo
@@ -385,7 +385,7 @@ def run_summary(
 def _check_devices(cfg: RunConfig) -> None:
     """Refuse device settings this machine cannot honour, before anything is read or written."""
     device = training_device_type(cfg.train.accelerator)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = usable_cores()
     if device == "cpu" and isinstance(cfg.train.devices, int) and cfg.train.devices > cores:
         raise ConfigError(
             f"train.devices={cfg.train.devices}: that many training processes on the {cores} CPU core(s) this "

@@ -3,7 +3,8 @@
 Usage errors (no verb, a typo, a missing argument, an unknown option, a bad value), ``--version``,
 bad ``-o KEY=VALUE`` evaluation options, operating-system errors (permission, read-only file
 system, full disk while writing the decode cache) and the checks against silent wrong answers
-(duplicate manifest paths, one group, tiny classes, predict on another pixel type).
+(duplicate manifest paths, one group, tiny classes; predict on another pixel type or size runs
+in-process through ``biorep.cli.main``, three predictions per test).
 
 Permission tests run the subprocess without the capabilities that let root ignore file modes
 (``setpriv``) when the suite runs as root; read-only and full-disk file systems are real mounts in a private user+mount namespace
@@ -19,7 +20,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -345,7 +346,7 @@ def _manifest(folder: Path, rows: list[tuple[str, str]], **extra: list[str]) -> 
 def test_duplicate_paths_with_conflicting_labels_are_refused(tmp_path: Path) -> None:
     m = _manifest(tmp_path, [("a.png", "x"), ("b.png", "y"), ("./a.png", "y")])
     one_line_error(biorep("datasets", "show", m, "--no-progress", env={"BIOREP_CACHE": str(tmp_path / "c")}),
-                   str(m), "a.png", "rows 2, 4", "'x', 'y'")
+                   str(m), "a.png", "lines 2, 4", "'x', 'y'")
     assert not (tmp_path / "c").exists() or not any((tmp_path / "c").rglob("*.npy"))
 
 
@@ -400,7 +401,10 @@ def test_one_class_manifest_is_refused_for_a_classifier(tmp_path: Path) -> None:
 
 
 def test_predict_on_another_pixel_type_warns_and_strict_refuses(karyotype_run: Path, tmp_path: Path,
-                                                                cli_cache: Path) -> None:
+                                                                cli: Callable[..., tuple[int, str, str]],
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    """In-process through the real entry point (``biorep.cli.main``): three predictions, one import of
+    torch; warnings are read from the log records (pytest holds the logging handlers in-process)."""
     from biorep.data import resolve_source
     from biorep.training import load_run
 
@@ -412,21 +416,24 @@ def test_predict_on_another_pixel_type_warns_and_strict_refuses(karyotype_run: P
     import tifffile
 
     tifffile.imwrite(sixteen, eight.astype(np.uint16) * 257)
-    env = {"BIOREP_CACHE": str(cli_cache)}
-    proc = biorep("predict", karyotype_run, sixteen, "--out", tmp_path / "p.csv", env=env)
-    assert proc.returncode == 0, proc.stderr
-    err = " ".join(proc.stderr.split())
-    assert "pixel type" in err and "uint16" in err and "uint8" in err and "--strict" in err
+    code, _, err = cli("predict", karyotype_run, sixteen, "--out", tmp_path / "p.csv")
+    assert code == 0, err
+    warned = " ".join(caplog.text.split())
+    assert "pixel type" in warned and "uint16" in warned and "uint8" in warned and "--strict" in warned
+    caplog.clear()
 
-    proc = biorep("predict", karyotype_run, sixteen, "--out", tmp_path / "q.csv", "--strict", env=env)
-    one_line_error(proc, "--strict", "uint16", "uint8")
+    code, _, err = cli("predict", karyotype_run, sixteen, "--out", tmp_path / "q.csv", "--strict")
+    assert code == 2 and err.count("error:") == 1 and "Traceback" not in err, err
+    assert "--strict" in err and "uint16" in err and "uint8" in err, err
     assert not (tmp_path / "q.csv").exists()
 
-    proc = biorep("predict", karyotype_run, src, "--out", tmp_path / "r.csv", "--strict", env=env)
-    assert proc.returncode == 0 and "pixel type" not in proc.stderr, proc.stderr
+    code, _, err = cli("predict", karyotype_run, src, "--out", tmp_path / "r.csv", "--strict")
+    assert code == 0 and "pixel type" not in caplog.text, err
 
 
-def test_predict_on_images_of_another_size_warns(karyotype_copy: Path, tmp_path: Path, cli_cache: Path) -> None:
+def test_predict_on_images_of_another_size_warns(karyotype_copy: Path, tmp_path: Path,
+                                                 cli: Callable[..., tuple[int, str, str]],
+                                                 caplog: pytest.LogCaptureFixture) -> None:
     """With the training images' statistics in data.json (``images``: data.checks.image_stats)."""
     from biorep.data import resolve_source
     from biorep.data.checks import image_stats
@@ -440,15 +447,16 @@ def test_predict_on_images_of_another_size_warns(karyotype_copy: Path, tmp_path:
     img = Image.open(src)
     big = tmp_path / "big.png"
     img.resize((img.width * 4, img.height * 4)).save(big)
-    env = {"BIOREP_CACHE": str(cli_cache)}
-    proc = biorep("predict", karyotype_copy, big, "--out", tmp_path / "p.csv", env=env)
-    assert proc.returncode == 0, proc.stderr
-    err = " ".join(proc.stderr.split())
-    assert "size: the images' median height" in err and "pixel type" not in err
-    one_line_error(biorep("predict", karyotype_copy, big, "--out", tmp_path / "q.csv", "--strict", env=env),
-                   "--strict", "median height")
-    proc = biorep("predict", karyotype_copy, src, "--out", tmp_path / "r.csv", "--strict", env=env)
-    assert proc.returncode == 0, proc.stderr
+    code, _, err = cli("predict", karyotype_copy, big, "--out", tmp_path / "p.csv")
+    assert code == 0, err
+    warned = " ".join(caplog.text.split())
+    assert "size: the images' median height" in warned and "pixel type" not in warned
+    code, _, err = cli("predict", karyotype_copy, big, "--out", tmp_path / "q.csv", "--strict")
+    assert code == 2 and err.count("error:") == 1 and "Traceback" not in err, err
+    assert "--strict" in err and "median height" in err, err
+    assert not (tmp_path / "q.csv").exists()
+    code, _, err = cli("predict", karyotype_copy, src, "--out", tmp_path / "r.csv", "--strict")
+    assert code == 0, err
 
 
 def test_read_only_run_and_output_folders_for_evaluate_and_predict(karyotype_copy: Path, tmp_path: Path,

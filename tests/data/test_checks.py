@@ -38,7 +38,7 @@ def test_duplicate_path_with_conflicting_labels_lists_them(tmp_path: Path) -> No
     with pytest.raises(DataError) as exc:
         read_manifest(m)
     msg = str(exc.value)
-    assert str(m) in msg and "a.png (rows 2, 4: 'x', 'y')" in msg and "b.png" not in msg
+    assert str(m) in msg and "a.png (lines 2, 4: 'x', 'y')" in msg and "b.png" not in msg
 
 
 def test_duplicate_path_with_same_label_is_dropped_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -48,7 +48,7 @@ def test_duplicate_path_with_same_label_is_dropped_once(tmp_path: Path, caplog: 
         src = read_manifest(m)
     assert len(src.files) == 2 and src.meta["path"].tolist() == ["a.png", "b.png"]
     assert src.meta["plate"].tolist() == ["p1", "p1"]  # the first row wins
-    assert "listed more than once" in caplog.text and "a.png (rows 2, 4)" in caplog.text
+    assert "listed more than once" in caplog.text and "a.png (lines 2, 4)" in caplog.text
 
 
 def test_no_image_in_two_split_parts_after_dedup(tmp_path: Path) -> None:

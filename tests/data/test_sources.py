@@ -57,7 +57,7 @@ def test_manifest_parquet(tmp_path: Path) -> None:
         ({"file": ["a.png"]}, {}, "no path column 'path'"),
         ({"path": ["a.png"]}, {"label": "dose"}, "no label column 'dose'"),
         ({"path": ["../../etc/passwd.png"]}, {}, "escapes the manifest folder"),
-        ({"path": ["a.png", None]}, {}, "empty in row 3"),
+        ({"path": ["a.png", None]}, {}, "empty on line 3"),
     ],
 )
 def test_manifest_errors(tmp_path: Path, frame: dict, kwargs: dict, message: str) -> None:
@@ -110,9 +110,9 @@ def test_manifest_labels_with_spaces_around_them_are_one_class(tmp_path: Path, c
     ("text", "message"),
     [
         ("path,label,label\na.png,x,y\n", "'label' appear more than once in the header"),
-        ("path,label\na.png,x,extra\nb.png,y,more\n", "row 2 has 3 fields, the header 2"),
-        ("path,label\na.png,x\nb.png,y,extra\n", "row 3 has 3 fields, the header 2"),
-        ("path,label,plate\na.png,x,1\nb.png,y\n", "row 3 has 2 fields, the header 3"),
+        ("path,label\na.png,x,extra\nb.png,y,more\n", "line 2 has 3 fields, the header 2"),
+        ("path,label\na.png,x\nb.png,y,extra\n", "line 3 has 3 fields, the header 2"),
+        ("path,label,plate\na.png,x,1\nb.png,y\n", "line 3 has 2 fields, the header 3"),
         ('path,label\na.png,"x\nb.png,y\n', "cannot read manifest"),
     ],
 )
@@ -141,7 +141,66 @@ def test_empty_trailing_header_columns_are_not_duplicates(tmp_path: Path) -> Non
     """A spreadsheet export with empty trailing columns (``path,label,,``) reads as before."""
     man = tmp_path / "m.csv"
     man.write_text("path,label,,\na.png,x,,\nb.png,y,,\n")
-    assert encode_labels(read_manifest(man))[0] == ["x", "y"]
+    src = read_manifest(man)
+    assert encode_labels(src)[0] == ["x", "y"]
+    assert list(src.meta.columns) == ["path", "label"]  # no 'Unnamed: 2' / 'Unnamed: 3' metadata
+
+
+def test_an_unnamed_column_with_values_is_kept(tmp_path: Path) -> None:
+    man = tmp_path / "m.csv"
+    man.write_text("path,label,\na.png,x,1\nb.png,y,\n")
+    assert len(read_manifest(man).meta.columns) == 3
+
+
+@pytest.mark.parametrize(
+    ("encoding", "bom"), [("utf-8", ""), ("utf-8-sig", ""), ("utf-16", ""), ("utf-16-be", "\ufeff"), ("utf-32", "")]
+)
+def test_manifests_in_the_unicode_encodings_spreadsheets_write(tmp_path: Path, encoding: str, bom: str) -> None:
+    man = tmp_path / "m.csv"
+    man.write_bytes((bom + "path,label\na.png,café\nb.png,x\n").encode(encoding))
+    src = read_manifest(man)
+    assert list(src.meta.columns) == ["path", "label"]
+    assert encode_labels(src)[0] == ["café", "x"]
+
+
+def test_a_manifest_in_a_local_encoding_is_refused_naming_the_line(tmp_path: Path) -> None:
+    man = tmp_path / "m.csv"
+    man.write_bytes("path,label\na.png,x\nb.png,café\n".encode("cp1252"))
+    with pytest.raises(DataError, match="m.csv: is not UTF-8 text: byte 0xe9 on line 3") as exc:
+        read_manifest(man)
+    assert "CSV UTF-8" in str(exc.value)
+
+
+@pytest.mark.parametrize(("name", "text"), [
+    ("m.csv", "sep=;\npath;label;dose\na.png;x;1,5\nb.png;y;2\n"),  # Excel's separator hint
+    ("m.tsv", "path\tlabel\tdose\na.png\tx\t1,5\nb.png\ty\t2\n"),
+])
+def test_separator_hint_and_tab_separated_manifests(tmp_path: Path, name: str, text: str) -> None:
+    man = tmp_path / name
+    man.write_text(text)
+    src = read_manifest(man)
+    assert list(src.meta.columns) == ["path", "label", "dose"]
+    assert src.meta["path"].tolist() == ["a.png", "b.png"] and encode_labels(src)[0] == ["x", "y"]
+
+
+def test_messages_name_the_file_line_not_the_row_position(tmp_path: Path) -> None:
+    """A blank line, a separator hint and a quoted line break move later rows down the file."""
+    man = tmp_path / "m.csv"
+    man.write_text('sep=,\npath,label,note\na.png,x,"two\nlines"\n\nb.png,y,\n,z,\n')
+    with pytest.raises(DataError, match="column 'path' is empty on line 7"):
+        read_manifest(man)
+    man.write_text("path,label\na.png,x\n\nb.png,y\n\na.png,z\n")
+    with pytest.raises(DataError, match=r"a.png \(lines 2, 6: 'x', 'z'\)"):
+        read_manifest(man)
+
+
+def test_decimal_labels_are_one_class_however_many_zeros_end_them(tmp_path: Path) -> None:
+    man = tmp_path / "m.csv"
+    man.write_text("path,dose\na.png,0.1\nb.png,0.10\nc.png,1.50\nd.png,01\ne.png,1\n")
+    src = read_manifest(man, label="dose")
+    assert encode_labels(src)[0] == ["0.1", "01", "1", "1.5"]
+    classes, t = encode_labels(read_manifest(man, label="dose"), declared=["0.10", "1.5", "1", "01"])
+    assert classes == ["0.1", "1.5", "1", "01"] and t.tolist() == [0, 0, 1, 3, 2]
 
 
 def test_a_class_map_applies_to_labels_written_with_spaces(tmp_path: Path) -> None:

@@ -59,12 +59,27 @@ def test_overrides_are_yaml_parsed_and_nested() -> None:
         ),
         (["method.name=byol", "train.early_stopping={monitor: val/acc}"], "train.early_stopping.monitor"),
         (["train.epochs"], "expected KEY=VALUE"),
+        (["train.epochs=true"], "train.epochs: Input should be a number, not true"),
+        (["train.lr=yes"], "train.lr: Input should be a number, not true"),
+        (["method.name=supcon", "method.temperature=off"], "method.temperature: Input should be a number, not false"),
+        (["views.augment={preset: chromosome, override: {rotate: {p: on}}}"], "Input should be a number, not true"),
+        (["data.class_map={a: yes}"], "class names are text or numbers"),
     ],
 )
 def test_bad_configs_name_the_field(overrides: list[str], message: str) -> None:
     with pytest.raises(ConfigError, match="invalid config|KEY=VALUE") as err:
         load_config(SMOKE, overrides)
     assert message in str(err.value)
+
+
+def test_booleans_stay_booleans_and_numbers_given_as_text_are_read() -> None:
+    cfg = load_config(SMOKE, ["train.tracemalloc=no", "train.progress=false", "train.epochs=2", "train.lr=1e-3"])
+    assert cfg.train.tracemalloc is False and cfg.train.progress == "none" and cfg.train.epochs == 2
+
+
+def test_a_class_map_written_with_numbers_is_read_as_names() -> None:
+    cfg = load_config(SMOKE, ["data.class_map={chr1: 1, 2: chr2, x: 3.0}"])
+    assert cfg.data.class_map == {"chr1": "1", "2": "chr2", "x": "3"}
 
 
 def test_missing_or_broken_file(tmp_path: Path) -> None:

@@ -13,12 +13,22 @@ import math
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from biorep.configmodel import ConfigModel
 from biorep.data.geometry import as_hw
 
 
-class _Strict(BaseModel):
+def _class_name(v: Any, what: str) -> Any:
+    """A class name given as a YAML number → its text (``1`` → ``"1"``, ``2.0`` → ``"2"``)."""
+    if isinstance(v, bool) or v is None:
+        raise ValueError(f"{what} is {v!r}; class names are text or numbers (quote 'yes', 'no', 'null')")
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v) if isinstance(v, (int, float)) else v
+
+
+class _Strict(ConfigModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
@@ -211,6 +221,14 @@ class DataConfig(_Strict):
             if len(set(v)) != len(v):
                 raise ValueError("channels list has repeated indices")
         return v
+
+    @field_validator("class_map", mode="before")
+    @classmethod
+    def _class_map(cls, v: Any) -> Any:
+        """Numbers as YAML reads them (``{chr1: 1}``, ``{1: chr1}``) are the class names written."""
+        if not isinstance(v, dict):
+            return v
+        return {_class_name(k, "a key"): _class_name(x, f"the value of {k!r}") for k, x in v.items()}
 
     @field_validator("classes", mode="before")
     @classmethod

@@ -1,7 +1,7 @@
 """``load_dataset``: a :class:`DataConfig` in, an :class:`ImageDataset` out.
 
 Resolution order for ``cfg.dataset``: a built-in name (:data:`DATASETS`), else a path — a folder
-is read class-per-folder, a ``.csv``/``.parquet`` file as a manifest. Relative paths are tried
+is read class-per-folder, a ``.csv``/``.tsv``/``.parquet`` file as a manifest. Relative paths are tried
 against the working directory first and then against the data root.
 
 Example:
@@ -66,7 +66,7 @@ def resolve_source(cfg: DataConfig) -> Source:
         src = read_manifest(path, path_column=cfg.path_column, label=cfg.label, group=cfg.group,
                             text_columns=(cfg.split.group,) if cfg.split.group else ())
     else:
-        raise DataError(f"{path}: expected a folder or a .csv/.parquet manifest")
+        raise DataError(f"{path}: expected a folder or a .csv/.tsv/.parquet manifest")
     return src
 
 

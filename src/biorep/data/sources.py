@@ -27,7 +27,7 @@ import pandas as pd
 from biorep.data.decode import image_suffixes, is_image_file
 from biorep.errors import DataError
 
-MANIFEST_SUFFIXES = (".csv", ".parquet", ".pq")
+MANIFEST_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
 log = logging.getLogger("biorep.data")
 
 
@@ -133,9 +133,74 @@ def read_folder(folder: str | os.PathLike[str], *, name: str | None = None, labe
     )
 
 
-def _csv_header(manifest: Path) -> list[str]:
+@dataclass(frozen=True)
+class CsvFormat:
+    """How a text manifest is written: encoding, separator, lines before the header."""
+
+    encoding: str = "utf-8"
+    sep: str = ","
+    skip: int = 0  # Excel's "sep=;" hint line
+
+    def read_kwargs(self) -> dict[str, Any]:
+        return {"encoding": self.encoding, "sep": self.sep, "skiprows": self.skip}
+
+
+_SEP_HINT = re.compile(r"sep=(.)\r?\n?")
+
+
+def _check_utf8(manifest: Path) -> None:
+    """Refuse a file that is not UTF-8, naming the line (pandas says only 'invalid start byte')."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    newlines = 0
+    with open(manifest, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                line = newlines + chunk.count(b"\n", 0, max(exc.start, 0)) + 1
+                raise DataError(
+                    f"{manifest}: is not UTF-8 text: byte 0x{chunk[exc.start]:02x} on line {line} cannot be read "
+                    "(a spreadsheet's CSV in a local encoding?); save it as 'CSV UTF-8', or convert it, e.g. "
+                    "`iconv -f cp1252 -t utf-8`"
+                ) from None
+            newlines += chunk.count(b"\n")
+
+
+def csv_format(manifest: Path) -> CsvFormat:
+    """Sniff a text manifest: a BOM's encoding (UTF-8, UTF-16 or UTF-32, as spreadsheets write them),
+    else UTF-8 (checked); tab-separated for ``.tsv``; a first line ``sep=X`` (Excel's hint) sets the
+    separator and is skipped.
+
+    Raises:
+        DataError: a file without a BOM that is not UTF-8.
+    """
+    import codecs
+
+    with open(manifest, "rb") as fh:
+        head = fh.read(4)
+    if head.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        encoding = "utf-32"
+    elif head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        encoding = "utf-16"
+    elif head.startswith(codecs.BOM_UTF8):
+        encoding = "utf-8-sig"
+    else:
+        encoding = "utf-8"
+        _check_utf8(manifest)
+    with open(manifest, encoding=encoding, newline="") as fh:
+        first = fh.readline()
+    hint = _SEP_HINT.fullmatch(first)
+    if hint:
+        return CsvFormat(encoding, hint.group(1), 1)
+    return CsvFormat(encoding, "\t" if manifest.suffix.lower() == ".tsv" else ",")
+
+
+def _csv_header(manifest: Path, fmt: CsvFormat) -> list[str]:
     """The CSV's column names as written; a name used twice is refused (pandas would rename it)."""
-    header = [str(h) for h in pd.read_csv(manifest, header=None, nrows=1, dtype=str, keep_default_na=False).iloc[0]]
+    header = [str(h) for h in pd.read_csv(manifest, header=None, nrows=1, dtype=str, keep_default_na=False,
+                                          **fmt.read_kwargs()).iloc[0]]
     dup = sorted({h for h in header if h and header.count(h) > 1})  # empty names: pandas' "Unnamed: N"
     if dup:
         raise DataError(f"{manifest}: column name(s) {', '.join(map(repr, dup))} appear more than once in the "
@@ -143,44 +208,79 @@ def _csv_header(manifest: Path) -> list[str]:
     return header
 
 
-def _check_field_counts(manifest: Path, n_columns: int) -> None:
-    """Refuse a row with more or fewer fields than the header: pandas shifts a longer first row into
-    the index (every value one column off) and fills a shorter one with missing values."""
-    with open(manifest, newline="", encoding="utf-8", errors="replace") as fh:
-        reader = csv.reader(fh)
+def _record_lines(manifest: Path, n_columns: int, fmt: CsvFormat) -> list[int]:
+    """The file line each data row starts on (for messages: blank lines, a ``sep=`` line and quoted
+    line breaks make it differ from the row's position); refuses a row with more or fewer fields
+    than the header: pandas shifts a longer first row into the index (every value one column off)
+    and fills a shorter one with missing values."""
+    lines: list[int] = []
+    with open(manifest, newline="", encoding=fmt.encoding) as fh:
+        for _ in range(fmt.skip):
+            fh.readline()
+        reader = csv.reader(fh, delimiter=fmt.sep)
+        done, header_seen = fmt.skip, False
         for row in reader:
-            if row and len(row) != n_columns:
-                raise DataError(f"{manifest}: row {reader.line_num} has {len(row)} fields, the header {n_columns} "
-                                "(a stray or missing comma, or an unquoted value with a comma?)")
+            start, done = done + 1, fmt.skip + reader.line_num
+            if not row:  # a blank line: pandas skips it too
+                continue
+            if len(row) != n_columns:
+                raise DataError(f"{manifest}: line {start} has {len(row)} fields, the header {n_columns} "
+                                "(a stray or missing separator, or an unquoted value with a separator in it?)")
+            if header_seen:
+                lines.append(start)
+            header_seen = True
+    return lines
 
 
 def _read_csv(manifest: Path, text_columns: tuple[str, ...] | None, read_kwargs: dict[str, Any]) -> pd.DataFrame:
-    header = _csv_header(manifest)
+    fmt = csv_format(manifest)
+    header = _csv_header(manifest, fmt)
     try:
-        _check_field_counts(manifest, len(header))
+        lines: list[int] | None = _record_lines(manifest, len(header), fmt)
     except csv.Error as exc:  # e.g. a NUL byte; pandas names the problem below
         log.debug("%s: csv module: %s", manifest, exc)
+        lines = None
     text = [c for c in header if c] if text_columns is None else [c for c in text_columns if c in header]
     dtype = {**dict.fromkeys(text, str), **dict(read_kwargs.pop("dtype", None) or {})}
-    df = pd.read_csv(manifest, index_col=False, dtype=dtype, **read_kwargs)
+    df = pd.read_csv(manifest, index_col=False, dtype=dtype, **fmt.read_kwargs(), **read_kwargs)
     if text:  # names, not values: 'NA', 'None', '01' stay as written; only an empty cell is missing
-        raw = pd.read_csv(manifest, index_col=False, usecols=text, dtype=str, keep_default_na=False)
+        raw = pd.read_csv(manifest, index_col=False, usecols=text, dtype=str, keep_default_na=False,
+                          **fmt.read_kwargs())
         for c in text:
             df[c] = raw[c].where(raw[c] != "", None)
+    unnamed = [col for name, col in zip(header, df.columns) if not name.strip() and df[col].isna().all()]
+    if unnamed:  # the empty last column of rows that end in a separator (a spreadsheet's trailing commas)
+        df = df.drop(columns=unnamed)
+    if lines is not None and len(lines) == len(df):
+        df.attrs["lines"] = np.asarray(lines, dtype=np.int64)  # an array: pandas deep-copies attrs
     return df
+
+
+def row_lines(df: pd.DataFrame) -> list[int]:
+    """The file line of each row of a manifest table read by :func:`read_manifest_table` (also after
+    rows were dropped from it), else the row's position + 2 (a header on line 1)."""
+    lines = df.attrs.get("lines")
+    index = df.index.to_numpy()
+    if lines is not None and index.dtype.kind in "iu" and (len(index) == 0 or (index.min() >= 0 and index.max() < len(lines))):
+        return [int(v) for v in np.asarray(lines)[index]]
+    return [i + 2 for i in range(len(df))]
 
 
 def read_manifest_table(
     manifest: Path, *, text_columns: tuple[str, ...] | None = (), **read_kwargs: Any
 ) -> pd.DataFrame:
-    """Read a CSV or Parquet manifest into a DataFrame (DataError when unreadable or empty).
+    """Read a CSV/TSV or Parquet manifest into a DataFrame (DataError when unreadable or empty).
+
+    Text manifests are sniffed by :func:`csv_format` (UTF-8/16/32 by their BOM, an Excel ``sep=``
+    line); a last column with no name and no values (rows ending in a separator) is dropped;
+    :func:`row_lines` gives each row's file line for messages.
 
     ``text_columns`` (paths, labels, groups; ``None``: every column) are read from a CSV as the
     strings written, not through pandas' type and missing-value guessing, which merges ``01`` with
     ``1`` and reads ``NA`` or ``None`` as no label; an empty cell is missing.
     """
     try:
-        if manifest.suffix.lower() == ".csv":
+        if manifest.suffix.lower() in (".csv", ".tsv"):
             df = _read_csv(manifest, text_columns, dict(read_kwargs))
         else:
             df = pd.read_parquet(manifest)
@@ -196,57 +296,64 @@ def read_manifest_table(
 
 
 def resolve_manifest_paths(
-    values: pd.Series, base: Path, manifest: Path, column: str, *, allow_absolute: bool = True
+    values: pd.Series, base: Path, manifest: Path, column: str, *, allow_absolute: bool = True,
+    lines: list[int] | None = None,
 ) -> list[str]:
     """Turn manifest path values into absolute paths, refusing ones that escape ``base``.
 
     Relative paths must stay inside the manifest's folder after resolving ``..``; absolute paths are
-    allowed for user manifests only.
+    allowed for user manifests only. ``lines``: each value's file line, for messages (default: the
+    row's position + 2).
     """
     base_s = str(base.resolve())
     prefix = base_s.rstrip(os.sep) + os.sep
     out: list[str] = []
     for row, raw in enumerate(values.tolist()):
+        line = lines[row] if lines is not None else row + 2
         if raw is None or (isinstance(raw, float) and np.isnan(raw)) or str(raw).strip() == "":
-            raise DataError(f"{manifest}: column {column!r} is empty in row {row + 2}")
+            raise DataError(f"{manifest}: column {column!r} is empty on line {line}")
         raw = str(raw)
         if os.path.isabs(raw):
             if not allow_absolute:
-                raise DataError(f"{manifest}: row {row + 2} has absolute path {raw!r}; paths must be relative")
+                raise DataError(f"{manifest}: line {line} has absolute path {raw!r}; paths must be relative")
             out.append(os.path.normpath(raw))
             continue
         full = os.path.normpath(os.path.join(base_s, raw))
         if not full.startswith(prefix):
             raise DataError(
-                f"{manifest}: path {raw!r} (row {row + 2}, column {column!r}) escapes the manifest folder {base_s}"
+                f"{manifest}: path {raw!r} (line {line}, column {column!r}) escapes the manifest folder {base_s}"
             )
         out.append(full)
     return out
 
 
 def drop_duplicate_paths(
-    files: list[str], meta: pd.DataFrame, *, manifest: Path, path_column: str, label: str | None
+    files: list[str], meta: pd.DataFrame, *, manifest: Path, path_column: str, label: str | None,
+    lines: list[int] | None = None,
 ) -> tuple[list[str], pd.DataFrame]:
     """One row per image file: a path listed twice would put one image in two split parts.
 
     Rows naming the same file (after resolving ``..`` and ``./``) with the same label are reduced to
     the first, with a warning; with different labels the manifest is contradictory and refused.
 
+    ``lines``: each row's file line, for messages (default: the row's position + 2).
+
     Raises:
-        DataError: a file listed with conflicting labels (lists them, with rows and labels).
+        DataError: a file listed with conflicting labels (lists them, with lines and labels).
     """
     paths = pd.Series([os.path.realpath(f) for f in files])  # a link to a listed file is that file
     dup = paths.duplicated(keep=False).to_numpy()
     if not dup.any():
         return files, meta
     rows = np.flatnonzero(dup)
+    at = lines if lines is not None else [r + 2 for r in range(len(files))]
     labels = _label_strings(meta[label]) if label is not None else [None] * len(meta)
     by_file: dict[str, list[int]] = {}
     for r in rows:
         by_file.setdefault(paths.iloc[r], []).append(int(r))
     shown = lambda r: str(meta[path_column].iloc[r])  # noqa: E731 - as the manifest spells it
     conflicts = [
-        f"{shown(rs[0])} (rows {', '.join(str(r + 2) for r in rs)}: "
+        f"{shown(rs[0])} (lines {', '.join(str(at[r]) for r in rs)}: "
         f"{', '.join(repr(labels[r]) for r in rs)})"
         for rs in by_file.values() if len({labels[r] for r in rs}) > 1
     ]
@@ -257,7 +364,7 @@ def drop_duplicate_paths(
             f"column {label!r}: {'; '.join(conflicts[:5])}{more}; keep one row per image"
         )
     keep = ~paths.duplicated(keep="first").to_numpy()
-    examples = ", ".join(f"{shown(rs[0])} (rows {', '.join(str(r + 2) for r in rs)})"
+    examples = ", ".join(f"{shown(rs[0])} (lines {', '.join(str(at[r]) for r in rs)})"
                          for rs in list(by_file.values())[:3])
     log.warning("%s: %d image path(s) listed more than once (same label); using the first row of each and "
                 "dropping %d duplicate row(s), so no image is in two split parts: %s%s", manifest,
@@ -311,9 +418,13 @@ def read_manifest(
     blank = df.isna().all(axis=1).to_numpy() if len(df.columns) > 1 else np.zeros(len(df), bool)
     if blank.any() and not blank.all():  # ',,' rows a spreadsheet leaves at the end: not images
         df = df.loc[~blank]
-    files = resolve_manifest_paths(df[path_column], manifest.parent, manifest, path_column, allow_absolute=allow_absolute)
+    lines = row_lines(df)
+    files = resolve_manifest_paths(df[path_column], manifest.parent, manifest, path_column,
+                                   allow_absolute=allow_absolute, lines=lines)
     meta = df.reset_index(drop=True).copy()
-    files, meta = drop_duplicate_paths(files, meta, manifest=manifest, path_column=path_column, label=label)
+    meta.attrs.pop("lines", None)
+    files, meta = drop_duplicate_paths(files, meta, manifest=manifest, path_column=path_column, label=label,
+                                       lines=lines)
     if path_column != "path":
         if "path" in meta.columns:
             meta = meta.drop(columns=["path"])
@@ -332,20 +443,24 @@ def read_manifest(
     )
 
 
-_WHOLE_FLOAT = re.compile(r"[+-]?[1-9]\d*\.0+|0\.0+")
+_TRAILING_ZEROS = re.compile(r"[+-]?(?:0|[1-9]\d*)\.\d*0")
 
 
 def _label_strings(values: pd.Series) -> list[str | None]:
-    """Label values as class-name strings without surrounding spaces (``1.0`` or ``"1.0"`` → ``"1"``,
-    as a spreadsheet writes whole numbers; ``"01"`` stays ``"01"``), ``None`` where missing."""
+    """Label values as class-name strings without surrounding spaces, ``None`` where missing.
+
+    A decimal number is one class however many zeros end it (``"0.10"`` → ``"0.1"``, ``1.0`` or
+    ``"1.0"`` → ``"1"``, as a spreadsheet writes whole numbers); leading zeros are kept (``"01"``
+    is a name, not ``"1"``).
+    """
     out: list[str | None] = []
     for v in values.tolist():
         if v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and v.strip() == ""):
             out.append(None)
         elif isinstance(v, float) and float(v).is_integer():
             out.append(str(int(v)))
-        elif isinstance(v, str) and _WHOLE_FLOAT.fullmatch(v.strip()):
-            out.append(v.strip().split(".")[0])
+        elif isinstance(v, str) and _TRAILING_ZEROS.fullmatch(v.strip()):
+            out.append(v.strip().rstrip("0").rstrip("."))
         else:  # 'a ' next to 'a' is a typing slip; NFD 'café' (a macOS folder name) is NFC 'café'
             out.append(unicodedata.normalize("NFC", str(v).strip()))
     return out
@@ -372,8 +487,8 @@ def encode_labels(source: Source, declared: list[str] | None = None) -> tuple[li
     if source.label_names:
         names = [source.label_names.get(v, v) if v is not None else None for v in names]
     classes = declared if declared is not None else source.classes
-    if classes is not None:
-        classes = [unicodedata.normalize("NFC", c) for c in classes]
+    if classes is not None:  # spelled as the labels are read: "0.10" declares the labels' "0.1"
+        classes = [c for c in _label_strings(pd.Series(list(classes), dtype=object)) if c is not None]
     if classes is None:
         classes = natural_sorted(sorted({v for v in names if v is not None}))
     index = {c: i for i, c in enumerate(classes)}

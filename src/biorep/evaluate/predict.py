@@ -40,6 +40,7 @@ def _input_files(inputs: Sequence[str | os.PathLike[str]], path_column: str
         natural_sorted,
         read_manifest_table,
         resolve_manifest_paths,
+        row_lines,
     )
 
     files: list[str] = []
@@ -64,7 +65,7 @@ def _input_files(inputs: Sequence[str | os.PathLike[str]], path_column: str
             if path_column not in df.columns:
                 raise DataError(f"{p}: manifest has no path column {path_column!r} "
                                 f"(columns: {', '.join(map(str, df.columns))})")
-            resolved = resolve_manifest_paths(df[path_column], p.parent, p, path_column)
+            resolved = resolve_manifest_paths(df[path_column], p.parent, p, path_column, lines=row_lines(df))
             rest = df.drop(columns=[path_column, "path"], errors="ignore")
             for f, (_, row) in zip(resolved, rest.iterrows()):
                 add(f, row.to_dict(), None if os.path.isfile(f) else f"file not found (listed in {p})")

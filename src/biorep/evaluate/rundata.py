@@ -20,6 +20,7 @@ import torch
 
 from biorep.data import DataConfig, GeometryConfig, ImageDataset, load_dataset
 from biorep.data.geometry import as_hw, as_size, size_label
+from biorep.data.sources import MANIFEST_SUFFIXES
 from biorep.errors import BiorepError, ConfigError, DataError, RunDirError
 from biorep.rundir import (
     EMBEDDINGS_DIR,
@@ -67,7 +68,7 @@ def _write_json(target: Path, obj: Any) -> Path:
 def slug(text: str) -> str:
     """A file-name-safe short form of a data set name or path (``../new cells/`` → ``new_cells``)."""
     name = Path(str(text).rstrip("/")).name or str(text)
-    if Path(name).suffix.lower() in (".csv", ".parquet", ".pq"):
+    if Path(name).suffix.lower() in MANIFEST_SUFFIXES:
         name = Path(name).stem
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "data"
 

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import Tensor, nn
 
+from biorep.configmodel import ConfigModel
 from biorep.data.geometry import as_size
 from biorep.methods.staged_lr import StagedLR
 from biorep.registry import Registry
@@ -27,13 +28,13 @@ from biorep.registry import Registry
 METHODS: Registry[type[BaseMethod]] = Registry("method")
 
 
-class MethodParams(BaseModel):
+class MethodParams(ConfigModel):
     """Base of every paradigm's ``Params``: unknown keys are an error."""
 
     model_config = ConfigDict(extra="forbid")
 
 
-class OptimConfig(BaseModel):
+class OptimConfig(ConfigModel):
     """Optimiser and LR schedule (filled from the run's ``train`` section).
 
     Per-epoch schedules: ``none``; ``cosine`` (to ``min_lr`` over the run's epochs); ``step``

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
+
+from biorep.configmodel import ConfigModel
 
 _RESERVED = ("pretrained", "in_chans", "num_classes", "pretrained_cfg_overlay")
 
 
-class ModelConfig(BaseModel):
+class ModelConfig(ConfigModel):
     """The backbone of a run.
 
     ``backbone``: ``simple_cnn`` (Study B's encoder) or any timm model name

@@ -15,7 +15,6 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
     SerializeAsAny,
@@ -24,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from biorep.configmodel import ConfigModel
 from biorep.data import DataConfig
 from biorep.errors import ConfigError
 from biorep.methods import METHODS, MethodParams, OptimConfig
@@ -31,7 +31,7 @@ from biorep.models import ModelConfig
 from biorep.views import ViewsConfig
 
 
-class EarlyStoppingConfig(BaseModel):
+class EarlyStoppingConfig(ConfigModel):
     """Lightning's ``EarlyStopping`` on an epoch metric (``mode: auto`` = max for acc, min otherwise)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -46,7 +46,7 @@ class EarlyStoppingConfig(BaseModel):
         return "max" if self.monitor.endswith("acc") else "min"
 
 
-class TrainConfig(BaseModel):
+class TrainConfig(ConfigModel):
     """How to train: epochs, batches, optimiser, schedule, devices, checkpoints.
 
     ``batch_size`` is per device (the global batch is ``batch_size × devices × num_nodes``; scale
@@ -145,7 +145,7 @@ class TrainConfig(BaseModel):
         )
 
 
-class MethodSpec(BaseModel):
+class MethodSpec(ConfigModel):
     """A method name and its validated ``Params``; flat in YAML: ``{name: supcon, temperature: 0.1}``."""
 
     model_config = ConfigDict(extra="forbid")
@@ -172,7 +172,7 @@ class MethodSpec(BaseModel):
         return {"name": self.name, **self.params.model_dump(mode="json")}
 
 
-class RunConfig(BaseModel):
+class RunConfig(ConfigModel):
     """The whole run: ``data``, ``views``, ``model``, ``method``, ``train``.
 
     Example:

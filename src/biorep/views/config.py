@@ -5,15 +5,16 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator
 
+from biorep.configmodel import ConfigModel
 from biorep.errors import BiorepError
 from biorep.views.crops import CROPS, CropGroup, CropStrategy
 from biorep.views.ops import AUGMENTATIONS, Op, build_op
 from biorep.views.presets import AUGMENT_PRESETS
 
 
-class PresetSpec(BaseModel):
+class PresetSpec(ConfigModel):
     """A named preset with some op parameters changed, e.g.
     ``{preset: chromosome, override: {rotate: {degrees: 45}}}``."""
 
@@ -86,7 +87,7 @@ def build_crops(spec: CropsSpec) -> CropStrategy:
         raise ValueError(f"crops ({name}): {_error_text(err)}") from None
 
 
-class ViewsConfig(BaseModel):
+class ViewsConfig(ConfigModel):
     """How views are made from a batch: augmentation × crop strategy.
 
     ``augment``: a preset name (``none``, ``random``, ``chromosome``, ``fluorescence``, ``simclr``),

@@ -23,6 +23,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torchvision.ops import roi_align
 
+from biorep.configmodel import ConfigModel
 from biorep.data.geometry import Size, as_hw
 from biorep.registry import Registry
 from biorep.views import _random
@@ -32,7 +33,7 @@ CROPS: Registry[type[CropStrategy]] = Registry("crop strategy")
 _MAX_TRIES = 10
 
 
-class CropGroup(BaseModel):
+class CropGroup(ConfigModel):
     """``n`` crops whose area is a fraction in ``scale`` of the image, aspect ratio in ``ratio``.
 
     ``ratio`` is relative to the image's own aspect (box ``w/h`` ÷ image ``w/h``): on square images it
@@ -171,7 +172,7 @@ class CropStrategy:
         return f"{type(self).__name__}({self.params!r})"
 
 
-class _NoParams(BaseModel):
+class _NoParams(ConfigModel):
     model_config = ConfigDict(extra="forbid")
 
 
@@ -194,7 +195,7 @@ def _default_groups() -> list[CropGroup]:
     ]
 
 
-class MultiParams(BaseModel):
+class MultiParams(ConfigModel):
     model_config = ConfigDict(extra="forbid")
     groups: list[CropGroup] = Field(default_factory=_default_groups, min_length=1)
 
@@ -214,7 +215,7 @@ class MultiCrop(CropStrategy):
         return list(self.params.groups)
 
 
-class RandomResizedParams(BaseModel):
+class RandomResizedParams(ConfigModel):
     model_config = ConfigDict(extra="forbid")
     scale: tuple[float, float] = (0.08, 1.0)
     ratio: tuple[float, float] = (3 / 4, 4 / 3)

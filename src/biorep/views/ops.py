@@ -23,9 +23,10 @@ from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 from torch import nn
 
+from biorep.configmodel import ConfigModel
 from biorep.registry import Registry
 from biorep.views import _random
 
@@ -44,7 +45,7 @@ def _range(
     return (lo, hi)
 
 
-class OpParams(BaseModel):
+class OpParams(ConfigModel):
     """Parameters every op has: ``p`` = probability of applying it to each sample."""
 
     model_config = ConfigDict(extra="forbid")

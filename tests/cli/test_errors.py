@@ -483,3 +483,13 @@ def test_read_only_run_and_output_folders_for_evaluate_and_predict(karyotype_cop
             os.chmod(d, 0o755)
     assert sorted(p.relative_to(karyotype_copy) for p in karyotype_copy.rglob("*")) == before
     assert list(locked.iterdir()) == []
+
+
+def test_a_very_long_path_is_shortened_in_the_error_line(tmp_path: Path,
+                                                          cli: Callable[..., tuple[int, str, str]]) -> None:
+    deep = tmp_path.joinpath(*[f"level{i:03d}" for i in range(600)], "cells.csv")  # ~6,000 characters
+    code, _, err = cli("datasets", "show", deep)
+    assert code == 2 and err.startswith("error:") and "Traceback" not in err, err[:300]
+    assert len(err) < 700 and "characters]" in err and str(deep)[-90:] in err, err
+    code, _, err = cli("--debug", "datasets", "show", deep)
+    assert code == 2 and str(deep) in err

@@ -108,6 +108,10 @@ def test_compare_images_names_each_difference() -> None:
     assert "2 of 3 image(s) are not uint8 (2 uint16)" in text and "intensity scaler" in text
     assert "1 of 3 image(s) do not have 1 channel(s)" in text
     assert "median height is 95 px" in text and "30 px" in text
+    # a median like the training images' does not hide the few that are not
+    odd = compare_images(record, dtypes=["uint8"] * 5, heights=[30, 31, 29, 200, 5], widths=[12] * 5)
+    assert odd == ["size: 2 of 5 image(s) have a height (5–200 px) more than 1.5× outside the training images' "
+                   "5–95 % range (20–40 px)"]
     # runs without recorded image statistics: pixel type from data.json's dtype only
     assert compare_images({"dtype": "uint8"}, dtypes=["float32"], heights=[500]) != []
     assert compare_images({"dtype": "uint8"}, dtypes=["uint8"], heights=[500]) == []

@@ -166,3 +166,23 @@ def test_a_scale_that_shrinks_the_images_to_nothing_is_a_warning(mixed_folder: P
     caplog.clear()
     load_dataset(DataConfig(dataset=str(mixed_folder), geometry={"scale": 0.5}), progress=False)
     assert "median image becomes" not in caplog.text
+
+
+def test_blank_and_tiny_images_and_an_out_of_range_background_are_noted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = tmp_path / "set"
+    for i in range(4):
+        write_image(root / "a" / f"ok{i}.png", blob(16, 16, seed=i))
+    write_image(root / "a" / "zero.png", np.zeros((16, 16), np.uint8))
+    write_image(root / "b" / "dot.png", np.full((1, 1), 7, np.uint8))
+    ds = load_dataset(DataConfig(dataset=str(root), geometry={"mode": "canvas", "size": 16, "scale": 1.0,
+                                                                  "background": 1e9}), progress=False)
+    assert len(ds) == 6  # noted, not refused
+    text = " ".join(caplog.text.split())
+    assert "2 of 6 image(s) hold one value everywhere" in text and "zero.png" in text and "dot.png" in text
+    assert "1 of 6 image(s) are under 4 px on a side" in text
+    assert "background 1e+09 is outside the uint8 pixel range 0-255; 255 is used" in text
+    caplog.clear()
+    load_dataset(DataConfig(dataset=str(root / "a"), geometry={"size": 16}), progress=False)
+    assert "under 4 px" not in caplog.text and "background" not in caplog.text

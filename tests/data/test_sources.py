@@ -27,6 +27,17 @@ def test_folder_classes_are_immediate_parents_at_any_depth(tmp_path: Path) -> No
     assert classes == ["a", "b"] and targets.tolist() == [0, 1, 0, -1]
 
 
+def test_images_at_mixed_depths_get_a_note(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    root = tmp_path / "set"
+    write_image(root / "a" / "x.png", blob(8, 8))
+    write_image(root / "b" / "sub" / "y.png", blob(8, 8))
+    assert read_folder(root).meta["label"].tolist() == ["a", "sub"]
+    assert "images lie at different depths (a/x.png, b/sub/y.png)" in " ".join(caplog.text.split())
+    caplog.clear()
+    read_folder(root / "b")  # one depth: no note
+    assert "different depths" not in caplog.text
+
+
 def test_empty_folder_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "empty" / "cls").mkdir(parents=True)
     with pytest.raises(DataError, match="no image files"):

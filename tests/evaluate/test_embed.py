@@ -107,3 +107,26 @@ def test_write_rejects_bad_input(tmp_path: Path) -> None:
         write_embeddings(z, pd.DataFrame({"a": [1]}), tmp_path, "x")
     with pytest.raises(DataError):
         read_embeddings(tmp_path / "missing.parquet")
+
+
+def test_a_failed_write_leaves_no_folder_it_made(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full disk while writing the second format: the folders made for it and the first file go."""
+    import biorep.evaluate.embed as embed_mod
+
+    real = embed_mod.atomic_write
+
+    def full_disk(target: Path, write: object) -> Path:
+        if Path(target).suffix == ".h5ad":
+            raise OSError(28, "No space left on device")
+        return real(target, write)
+
+    monkeypatch.setattr(embed_mod, "atomic_write", full_disk)
+    z, meta = np.zeros((2, 2), dtype=np.float32), pd.DataFrame({"a": [1, 2]})
+    with pytest.raises(OSError, match="No space"):
+        write_embeddings(z, meta, tmp_path / "new" / "emb", "x")
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "keep.txt").write_text("the user's")
+    with pytest.raises(OSError, match="No space"):
+        write_embeddings(z, meta, tmp_path / "mine", "x")
+    assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["keep.txt", "x.parquet"]

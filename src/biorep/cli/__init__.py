@@ -143,8 +143,17 @@ def _is_click_error(exc: BaseException) -> bool:
             and isinstance(getattr(exc, "exit_code", None), int))
 
 
+_LONG_TOKEN = 240
+
+
 def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
+    """``text`` on one line; a word longer than 240 characters (a path nested thousands of characters
+    deep) keeps its first and last 100 (where its file name is), ``--debug`` prints it whole."""
+    words = str(text).split()
+    if not _STATE["debug"]:
+        words = [w if len(w) <= _LONG_TOKEN else f"{w[:100]}…[{len(w) - 200} characters]…{w[-100:]}"
+                 for w in words]
+    return " ".join(words)
 
 
 def _fail(message: str, code: int = USAGE_EXIT) -> NoReturn:

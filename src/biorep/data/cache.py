@@ -215,6 +215,31 @@ def _warn_mixed_dtypes(name: str, arrays: Sequence[np.ndarray], files: Sequence[
                     "to a common range), so intensities differ between them", name, kinds)
 
 
+def _warn_degenerate(name: str, arrays: Sequence[np.ndarray], files: Sequence[Any]) -> None:
+    """Note images with nothing in them (one value everywhere: blank, all-zero, saturated) and tiny
+    ones (under 4 px on a side): decodable, so no error, but usually an export or cropping slip."""
+    flat = [i for i, a in enumerate(arrays) if a.size and a.min() == a.max()]
+    tiny = [i for i, a in enumerate(arrays) if min(a.shape[1:]) < 4]
+    for what, idx in (("hold one value everywhere (blank, all-zero or saturated)", flat),
+                      ("are under 4 px on a side", tiny)):
+        if idx:
+            shown = ", ".join(str(files[i]) for i in idx[:3]) + (" ..." if len(idx) > 3 else "")
+            log.warning("%s: %d of %d image(s) %s; they give a model nothing to learn from: %s",
+                        name, len(idx), len(arrays), what, shown)
+
+
+def _warn_background_range(name: str, bg: float, dtype: np.dtype[Any]) -> float:
+    """A background given outside the pixel type's range is clipped to it, with a warning."""
+    if not np.issubdtype(dtype, np.integer):
+        return bg
+    hi = float(np.iinfo(dtype).max)
+    clipped = float(np.clip(round(bg), 0, hi))
+    if abs(clipped - bg) > 0.5:
+        log.warning("%s: background %g is outside the %s pixel range 0-%g; %g is used", name, bg,
+                    np.dtype(dtype), hi, clipped)
+    return clipped
+
+
 def _chunks(seq: Sequence[Any], k: int) -> Iterator[Sequence[Any]]:
     for i in range(0, len(seq), k):
         yield seq[i : i + k]
@@ -357,12 +382,13 @@ def decode_cached(
             dtype = max((a.dtype for a in arrays), key=_DTYPE_ORDER.index)
             _warn_mixed_dtypes(name, arrays, files)
             orig = np.array([a.shape[1:] for a in arrays], dtype=np.int32)
+            _warn_degenerate(name, arrays, files)
             if bg_setting == "auto":
                 bg = float(np.median(borders))
+                if np.issubdtype(dtype, np.integer):
+                    bg = float(np.clip(round(bg), 0, np.iinfo(dtype).max))
             else:
-                bg = float(bg_setting)
-            if np.issubdtype(dtype, np.integer):
-                bg = float(np.clip(round(bg), 0, np.iinfo(dtype).max))
+                bg = _warn_background_range(name, float(bg_setting), np.dtype(dtype))
 
             if geometry.mode == "none":
                 h0, w0 = orig[0]

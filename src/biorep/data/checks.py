@@ -135,10 +135,18 @@ def compare_images(
         med = float(np.median(values))
         ratio = med / float(ref)
         low, high = float(q.get("p05", ref)) / SIZE_RATIO, float(q.get("p95", ref)) * SIZE_RATIO
+        span = f"{stats[f'orig_{name}'].get('p05', ref):g}–{stats[f'orig_{name}'].get('p95', ref):g} px"
         if med > high or med < low:
             problems.append(
                 f"size: the images' median {name} is {med:g} px, {ratio:.2g}× the training images' {ref:g} px "
-                f"(their 5–95 % range: {stats[f'orig_{name}'].get('p05', ref):g}–"
-                f"{stats[f'orig_{name}'].get('p95', ref):g} px)"
+                f"(their 5–95 % range: {span})"
+            )
+            continue
+        arr = np.asarray(values, dtype=float)
+        odd = arr[(arr > high) | (arr < low)]
+        if len(odd):  # the median is like the training images', some images are not
+            problems.append(
+                f"size: {len(odd)} of {len(arr)} image(s) have a {name} ({odd.min():g}–{odd.max():g} px) more than "
+                f"{SIZE_RATIO:g}× outside the training images' 5–95 % range ({span})"
             )
     return problems

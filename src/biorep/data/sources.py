@@ -102,6 +102,20 @@ def image_files_under(root: Path) -> list[str]:
     return files
 
 
+def _note_mixed_depths(root: Path, rel: list[str]) -> None:
+    """Warn when labeled images sit at different depths (``a/x.png`` beside ``b/sub/y.png``): the
+    class is the immediate parent, so ``sub`` becomes a class of its own, which is seldom meant."""
+    depth: dict[int, str] = {}
+    for p in rel:
+        if "/" in p:
+            depth.setdefault(p.count("/"), p)
+    if len(depth) > 1:
+        shallow, deep = depth[min(depth)], depth[max(depth)]
+        log.warning("%s: images lie at different depths (%s, %s); each image's class is the folder holding it "
+                    "(%r, %r), not the top-level folder — move the images, or list them in a manifest with a "
+                    "label column", root, shallow, deep, shallow.rsplit("/", 2)[-2], deep.rsplit("/", 2)[-2])
+
+
 def read_folder(folder: str | os.PathLike[str], *, name: str | None = None, label: str = "label") -> Source:
     """Read an image folder whose files' immediate parent folder names are the classes.
 
@@ -123,6 +137,7 @@ def read_folder(folder: str | os.PathLike[str], *, name: str | None = None, labe
     labeled = any(p is not None for p in parents)
     if labeled:
         meta[label] = pd.array(parents, dtype="object")
+        _note_mixed_depths(root, rel)
     return Source(
         name=name or root.name,
         root=root.resolve(),

@@ -187,20 +187,32 @@ def write_embeddings(
     if clash:
         raise DataError(f"metadata column(s) {clash} look like feature columns (f0000…); rename them")
     out = Path(out_dir)
+    made = [d for d in (out, *out.parents) if not d.exists()]  # deepest first: removed again on failure
     out.mkdir(parents=True, exist_ok=True)
     names = feature_names(z.shape[1])
     files = embedding_files(out, stem)
     written: dict[str, Path] = {}
-    if "parquet" in formats:
-        table = pd.concat([_meta_for_parquet(meta), pd.DataFrame(z, columns=names)], axis=1)
-        written["parquet"] = atomic_write(files["parquet"], lambda p: table.to_parquet(p, index=False))
-    if "h5ad" in formats:
-        import anndata as ad
+    try:
+        if "parquet" in formats:
+            table = pd.concat([_meta_for_parquet(meta), pd.DataFrame(z, columns=names)], axis=1)
+            written["parquet"] = atomic_write(files["parquet"], lambda p: table.to_parquet(p, index=False))
+        if "h5ad" in formats:
+            import anndata as ad
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            adata = ad.AnnData(X=z, obs=_meta_for_h5ad(meta), var=pd.DataFrame(index=names))
-            written["h5ad"] = atomic_write(files["h5ad"], lambda p: adata.write_h5ad(p))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                adata = ad.AnnData(X=z, obs=_meta_for_h5ad(meta), var=pd.DataFrame(index=names))
+                written["h5ad"] = atomic_write(files["h5ad"], lambda p: adata.write_h5ad(p))
+    except BaseException:  # e.g. a full disk: nothing left behind in a folder made here (files are atomic)
+        if made:
+            for f in written.values():
+                f.unlink(missing_ok=True)
+        for d in made:
+            try:
+                d.rmdir()
+            except OSError:
+                break
+        raise
     return written
 
 

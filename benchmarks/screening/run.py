@@ -796,10 +796,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.no_results:
         return 0
     # RESULTS.md holds every configuration run so far, not only this invocation's (so that
-    # `--only-budget` does not drop the DNA-channel tables)
+    # `--only-budget` does not drop the DNA-channel tables), also one whose study folder did not
+    # survive the machine but whose archive did
     for kind in CONFIGS:
         out = args.out_root / (CONFIGS[kind].stem + suffix)
-        if kind not in preps and (out / BENCHMARK).is_file():
+        if kind in preps:
+            continue
+        if not (out / BENCHMARK).is_file() and archive is not None and (archive / out.name / BENCHMARK).is_file():
+            restore_archive(prepare_study(CONFIGS[kind], sets, out=out), archive)
+        if (out / BENCHMARK).is_file():
             preps[kind] = prepare_study(CONFIGS[kind], sets, out=out)
     preps = {k: preps[k] for k in CONFIGS if k in preps}
     path = write_results(preps, args.results, args.json, args.partial)

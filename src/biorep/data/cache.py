@@ -228,13 +228,14 @@ def _warn_degenerate(name: str, arrays: Sequence[np.ndarray], files: Sequence[An
                         name, len(idx), len(arrays), what, shown)
 
 
-def _warn_background_range(name: str, bg: float, dtype: np.dtype[Any]) -> float:
-    """A background given outside the pixel type's range is clipped to it, with a warning."""
+def _background_in_range(name: str, bg: float, dtype: np.dtype[Any], *, given: bool) -> float:
+    """``bg`` rounded and clipped to an integer pixel type's range; a ``given`` (not measured)
+    background outside it gets a warning."""
     if not np.issubdtype(dtype, np.integer):
         return bg
     hi = float(np.iinfo(dtype).max)
     clipped = float(np.clip(round(bg), 0, hi))
-    if abs(clipped - bg) > 0.5:
+    if given and abs(clipped - bg) > 0.5:
         log.warning("%s: background %g is outside the %s pixel range 0-%g; %g is used", name, bg,
                     np.dtype(dtype), hi, clipped)
     return clipped
@@ -383,12 +384,9 @@ def decode_cached(
             _warn_mixed_dtypes(name, arrays, files)
             orig = np.array([a.shape[1:] for a in arrays], dtype=np.int32)
             _warn_degenerate(name, arrays, files)
-            if bg_setting == "auto":
-                bg = float(np.median(borders))
-                if np.issubdtype(dtype, np.integer):
-                    bg = float(np.clip(round(bg), 0, np.iinfo(dtype).max))
-            else:
-                bg = _warn_background_range(name, float(bg_setting), np.dtype(dtype))
+            auto_bg = bg_setting == "auto"
+            bg = float(np.median(borders)) if auto_bg else float(bg_setting)
+            bg = _background_in_range(name, bg, np.dtype(dtype), given=not auto_bg)
 
             if geometry.mode == "none":
                 h0, w0 = orig[0]

@@ -135,7 +135,7 @@ def compare_images(
         med = float(np.median(values))
         ratio = med / float(ref)
         low, high = float(q.get("p05", ref)) / SIZE_RATIO, float(q.get("p95", ref)) * SIZE_RATIO
-        span = f"{stats[f'orig_{name}'].get('p05', ref):g}–{stats[f'orig_{name}'].get('p95', ref):g} px"
+        span = f"{q.get('p05', ref):g}–{q.get('p95', ref):g} px"
         if med > high or med < low:
             problems.append(
                 f"size: the images' median {name} is {med:g} px, {ratio:.2g}× the training images' {ref:g} px "

@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import codecs
 import csv
 import logging
 import os
@@ -165,8 +166,6 @@ _SEP_HINT = re.compile(r"sep=(.)\r?\n?")
 
 def _check_utf8(manifest: Path) -> None:
     """Refuse a file that is not UTF-8, naming the line (pandas says only 'invalid start byte')."""
-    import codecs
-
     decoder = codecs.getincrementaldecoder("utf-8")()
     newlines = 0
     with open(manifest, "rb") as fh:
@@ -191,8 +190,6 @@ def csv_format(manifest: Path) -> CsvFormat:
     Raises:
         DataError: a file without a BOM that is not UTF-8.
     """
-    import codecs
-
     with open(manifest, "rb") as fh:
         head = fh.read(4)
     if head.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
@@ -276,7 +273,7 @@ def row_lines(df: pd.DataFrame) -> list[int]:
     rows were dropped from it), else the row's position + 2 (a header on line 1)."""
     lines = df.attrs.get("lines")
     index = df.index.to_numpy()
-    if lines is not None and index.dtype.kind in "iu" and (len(index) == 0 or (index.min() >= 0 and index.max() < len(lines))):
+    if lines is not None and index.dtype.kind in "iu" and ((index >= 0) & (index < len(lines))).all():
         return [int(v) for v in np.asarray(lines)[index]]
     return [i + 2 for i in range(len(df))]
 

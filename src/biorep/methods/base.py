@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 from torch import Tensor, nn
 
 from biorep.configmodel import ConfigModel
@@ -31,8 +31,6 @@ METHODS: Registry[type[BaseMethod]] = Registry("method")
 class MethodParams(ConfigModel):
     """Base of every paradigm's ``Params``: unknown keys are an error."""
 
-    model_config = ConfigDict(extra="forbid")
-
 
 class OptimConfig(ConfigModel):
     """Optimiser and LR schedule (filled from the run's ``train`` section).
@@ -44,8 +42,6 @@ class OptimConfig(ConfigModel):
     cosine to ``min_lr``) and ``onecycle`` (torch's ``OneCycleLR`` peaking at ``lr`` after
     ``warmup_epochs``, the hand-written reference loop's schedule).
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
     lr: float = Field(1e-3, gt=0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from biorep.configmodel import ConfigModel
 
@@ -31,7 +31,6 @@ class ModelConfig(ConfigModel):
         'resnet18'
     """
 
-    model_config = ConfigDict(extra="forbid")
     backbone: str = "simple_cnn"
     weights: str | None = None
     kwargs: dict[str, Any] = Field(default_factory=dict)

@@ -15,7 +15,6 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import (
-    ConfigDict,
     Field,
     SerializeAsAny,
     ValidationError,
@@ -34,7 +33,6 @@ from biorep.views import ViewsConfig
 class EarlyStoppingConfig(ConfigModel):
     """Lightning's ``EarlyStopping`` on an epoch metric (``mode: auto`` = max for acc, min otherwise)."""
 
-    model_config = ConfigDict(extra="forbid")
     monitor: str = "val/acc"
     patience: int = Field(10, ge=1)
     mode: Literal["auto", "min", "max"] = "auto"
@@ -60,7 +58,6 @@ class TrainConfig(ConfigModel):
         'adam'
     """
 
-    model_config = ConfigDict(extra="forbid")
     epochs: int = Field(10, ge=0, description="0: no training, the initialised (or supplied) weights are saved and evaluated")
     batch_size: int = Field(64, ge=1)
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
@@ -148,7 +145,6 @@ class TrainConfig(ConfigModel):
 class MethodSpec(ConfigModel):
     """A method name and its validated ``Params``; flat in YAML: ``{name: supcon, temperature: 0.1}``."""
 
-    model_config = ConfigDict(extra="forbid")
     name: str
     params: SerializeAsAny[MethodParams]
 
@@ -181,7 +177,6 @@ class RunConfig(ConfigModel):
         0.99
     """
 
-    model_config = ConfigDict(extra="forbid")
     data: DataConfig
     views: ViewsConfig = Field(default_factory=ViewsConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from pydantic import ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 
 from biorep.configmodel import ConfigModel
 from biorep.errors import BiorepError
@@ -18,7 +18,6 @@ class PresetSpec(ConfigModel):
     """A named preset with some op parameters changed, e.g.
     ``{preset: chromosome, override: {rotate: {degrees: 45}}}``."""
 
-    model_config = ConfigDict(extra="forbid")
     preset: str
     override: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
@@ -104,7 +103,6 @@ class ViewsConfig(ConfigModel):
         ['hflip', 'blur']
     """
 
-    model_config = ConfigDict(extra="forbid")
     augment: AugmentSpec = "none"
     crops: CropsSpec = "one"
 

@@ -20,7 +20,7 @@ import math
 from typing import Any, ClassVar
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 from torchvision.ops import roi_align
 
 from biorep.configmodel import ConfigModel
@@ -41,7 +41,6 @@ class CropGroup(ConfigModel):
     canvas is, so resizing it to the view size does not squeeze its content.
     """
 
-    model_config = ConfigDict(extra="forbid")
     n: int = Field(1, ge=1)
     scale: tuple[float, float] = (1.0, 1.0)
     ratio: tuple[float, float] = (3 / 4, 4 / 3)
@@ -173,7 +172,7 @@ class CropStrategy:
 
 
 class _NoParams(ConfigModel):
-    model_config = ConfigDict(extra="forbid")
+    """No parameters: any key is an error."""
 
 
 @CROPS.register("one")
@@ -196,7 +195,6 @@ def _default_groups() -> list[CropGroup]:
 
 
 class MultiParams(ConfigModel):
-    model_config = ConfigDict(extra="forbid")
     groups: list[CropGroup] = Field(default_factory=_default_groups, min_length=1)
 
 
@@ -216,7 +214,6 @@ class MultiCrop(CropStrategy):
 
 
 class RandomResizedParams(ConfigModel):
-    model_config = ConfigDict(extra="forbid")
     scale: tuple[float, float] = (0.08, 1.0)
     ratio: tuple[float, float] = (3 / 4, 4 / 3)
 

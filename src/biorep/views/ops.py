@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 from torch import nn
 
 from biorep.configmodel import ConfigModel
@@ -48,7 +48,6 @@ def _range(
 class OpParams(ConfigModel):
     """Parameters every op has: ``p`` = probability of applying it to each sample."""
 
-    model_config = ConfigDict(extra="forbid")
     p: float = Field(1.0, ge=0.0, le=1.0)
 
 

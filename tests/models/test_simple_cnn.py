@@ -118,3 +118,61 @@ def test_encoder_pool_before_relu_is_the_study_order() -> None:
     gr = torch.autograd.grad(ref.square().sum(), [x, *net.parameters()])
     for a, b in zip(gf, gr):
         torch.testing.assert_close(a, b)
+
+
+def test_cpu_micro_batches_are_the_whole_batch_values_and_gradients() -> None:
+    """Chunked encoder and decoder (3 images a chunk, ragged last chunk) == the batch at once."""
+    torch.manual_seed(0)
+    x = torch.rand(8, 2, 32, 32, dtype=torch.float64)
+    whole_enc = SimpleCNN(2, 32, micro_batch=0).double()
+    chunk_enc = SimpleCNN(2, 32, micro_batch=3).double()
+    chunk_enc.load_state_dict(whole_enc.state_dict())
+    whole_dec, chunk_dec = whole_enc.build_decoder().double(), chunk_enc.build_decoder().double()
+    chunk_dec.load_state_dict(whole_dec.state_dict())
+    assert chunk_dec.micro_batch == 3
+    calls = []
+    orig = chunk_enc._features
+    chunk_enc._features = lambda t: calls.append(t.shape[0]) or orig(t)  # type: ignore[method-assign]
+    outs = []
+    for enc, dec in ((whole_enc, whole_dec), (chunk_enc, chunk_dec)):
+        loss = dec(enc(x)).square().sum()
+        outs.append((loss, torch.autograd.grad(loss, [*enc.parameters(), *dec.parameters()])))
+    assert calls == [3, 3, 2]
+    torch.testing.assert_close(outs[0][0], outs[1][0])
+    for a, b in zip(outs[0][1], outs[1][1]):
+        torch.testing.assert_close(a, b)
+
+
+def test_cpu_micro_batch_auto_size_follows_the_cache_budget(monkeypatch) -> None:
+    """None = as many images as keep the widest maps within the budget, at the precision computed in."""
+    from biorep.models import simple_cnn
+
+    seen: list[int] = []
+    net = SimpleCNN(1, 16)
+    orig = net._features
+    net._features = lambda t: seen.append(t.shape[0]) or orig(t)  # type: ignore[method-assign]
+    per_image_fp32 = 64 * 16 * 16 * 4
+    monkeypatch.setattr(simple_cnn, "CPU_CHUNK_BYTES", 5 * per_image_fp32)
+    net(torch.rand(12, 1, 16, 16))
+    assert seen == [5, 5, 2]
+    seen.clear()
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # half the bytes per element: twice the images
+        net(torch.rand(12, 1, 16, 16))
+    assert seen == [10, 2]
+    seen.clear()
+    net.micro_batch = 0
+    net(torch.rand(12, 1, 16, 16))
+    assert seen == [12]
+
+
+def test_simple_cnn_micro_batch_from_model_kwargs() -> None:
+    import pytest
+
+    from biorep.errors import ConfigError
+    from biorep.models import ModelConfig, build_backbone
+
+    assert build_backbone(ModelConfig(backbone="simple_cnn", kwargs={"micro_batch": 8}), 1, 32).micro_batch == 8
+    with pytest.raises(ConfigError, match="micro_batch must be ≥ 0"):
+        build_backbone(ModelConfig(backbone="simple_cnn", kwargs={"micro_batch": -1}), 1, 32)
+    with pytest.raises(ConfigError, match="only model.kwargs is micro_batch"):
+        build_backbone(ModelConfig(backbone="simple_cnn", kwargs={"depth": 3}), 1, 32)

@@ -40,7 +40,8 @@ def _simple_cnn(cfg: ModelConfig, in_chans: int, img_size: Size) -> nn.Module:
     try:
         return SimpleCNN(in_chans=in_chans, img_size=img_size, **cfg.kwargs)
     except (TypeError, ValueError) as err:
-        raise ConfigError(f"model.backbone simple_cnn: {err} (simple_cnn takes no model.kwargs)") from None
+        raise ConfigError(f"model.backbone simple_cnn: {err} (its only model.kwargs is micro_batch: images per "
+                          "CPU chunk, 0 = the whole batch at once)") from None
 
 
 @BACKBONES.register("classical")

@@ -2,11 +2,48 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from biorep.data.geometry import as_hw
+
+#: Bytes of the widest activation maps (64 channels at full resolution) one CPU micro-batch may hold.
+#: Measured on a 2-core Xeon (2 MiB L2 per core, AMX; bf16 and fp32, 1 and 2 threads, batch 320 of
+#: 1 × 64 × 64): the encoder was fastest at 32 (bf16) / 16 (fp32) images per chunk, the decoder (two
+#: such maps live) at 16 / 8 — 1.3-1.65× the whole batch at once (``benchmarks/step/RESULTS.md``).
+CPU_CHUNK_BYTES = 16 * 2**20
+
+
+def _item_bytes(x: torch.Tensor) -> int:
+    """Bytes per element the layers compute in: the autocast dtype when autocast is on, else ``x``'s."""
+    dev = x.device.type
+    if torch.is_autocast_enabled(dev):
+        return torch.tensor([], dtype=torch.get_autocast_dtype(dev)).element_size()
+    return x.element_size()
+
+
+def cpu_micro_batches(fn: Any, x: torch.Tensor, wide: int, micro_batch: int | None) -> torch.Tensor:
+    """``fn(x)`` computed ``micro_batch`` images at a time on the CPU, concatenated.
+
+    Why by hand: these layers have no batch statistics, so splitting the batch is the same function,
+    but on a CPU a chunk whose widest maps fit in L2 runs every layer (and, since autograd runs each
+    chunk's graph in turn, its backward too) while the previous layer's output is still in cache.
+    The element-wise ops (ReLU, pooling, the decoder's phase interleave), which dominate this small
+    network's step, become cache-bound instead of memory-bound. ``micro_batch=None`` sizes chunks so
+    their ``wide`` elements per image (the widest live maps) stay within :data:`CPU_CHUNK_BYTES`;
+    ``0`` turns it off.
+    Other devices (a GPU wants the whole batch) run ``fn(x)`` as it is.
+    """
+    if x.device.type != "cpu" or micro_batch == 0 or x.shape[0] <= 1:
+        return fn(x)
+    if micro_batch is None:
+        micro_batch = max(1, CPU_CHUNK_BYTES // (wide * _item_bytes(x)))
+    if x.shape[0] <= micro_batch:
+        return fn(x)
+    return torch.cat([fn(chunk) for chunk in x.split(micro_batch)])
 
 
 class SimpleCNN(nn.Module):
@@ -14,15 +51,22 @@ class SimpleCNN(nn.Module):
 
     All convolutions are 3×3, stride 1, padding 1. The representation is the flattened 8×(H/4)×(W/4)
     map: 2048-d for 64×64 inputs. Module indices match the study's code (``encoder.0`` … ``encoder.8``),
-    so its published weights load as they are.
+    so its published weights load as they are. On the CPU the batch runs in cache-sized chunks
+    (:func:`cpu_micro_batches`; ``micro_batch``: images per chunk, None = sized by the cache budget,
+    0 = the whole batch at once; ``model.kwargs: {micro_batch: 16}`` sets it from a config).
 
     Example:
         >>> SimpleCNN(in_chans=1, img_size=64)(torch.rand(2, 1, 64, 64)).shape
         torch.Size([2, 2048])
     """
 
-    def __init__(self, in_chans: int = 1, img_size: int | tuple[int, int] = 64) -> None:
+    def __init__(
+        self, in_chans: int = 1, img_size: int | tuple[int, int] = 64, micro_batch: int | None = None
+    ) -> None:
         super().__init__()
+        if micro_batch is not None and micro_batch < 0:
+            raise ValueError(f"micro_batch must be ≥ 0 (0 = the whole batch at once), got {micro_batch}")
+        self.micro_batch = micro_batch
         h, w = as_hw(img_size)
         if h < 4 or w < 4:
             raise ValueError(f"SimpleCNN needs inputs of at least 4×4 pixels, got {h}×{w}")
@@ -49,6 +93,9 @@ class SimpleCNN(nn.Module):
         pools run before their ReLUs: the ReLU and its backward touch a 4× smaller map. Same function
         as ``self.encoder(x)``, the study's order.
         """
+        return cpu_micro_batches(self._features, x, 64 * x.shape[-2] * x.shape[-1], self.micro_batch)
+
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
         e = self.encoder
         x = F.relu(e[2](e[0](x)), inplace=True)
         x = F.relu(e[5](e[3](x)), inplace=True)
@@ -59,7 +106,7 @@ class SimpleCNN(nn.Module):
 
     def build_decoder(self, out_chans: int | None = None) -> SimpleDecoder:
         """The mirrored decoder for this encoder's input shape."""
-        return SimpleDecoder(out_chans or self.in_chans, self.img_size)
+        return SimpleDecoder(out_chans or self.in_chans, self.img_size, self.micro_batch)
 
 
 def _conv_weight(weight_t: torch.Tensor) -> torch.Tensor:
@@ -144,9 +191,12 @@ class SimpleDecoder(nn.Module):
         torch.Size([2, 1, 64, 64])
     """
 
-    def __init__(self, out_chans: int = 1, img_size: int | tuple[int, int] = 64) -> None:
+    def __init__(
+        self, out_chans: int = 1, img_size: int | tuple[int, int] = 64, micro_batch: int | None = None
+    ) -> None:
         super().__init__()
         h, w = as_hw(img_size)
+        self.micro_batch = micro_batch
         self.img_size = (h, w)
         self.code_shape = (8, h // 4, w // 4)
         self.decoder = nn.Sequential(
@@ -170,7 +220,12 @@ class SimpleDecoder(nn.Module):
         return out
 
     def forward_logits(self, z: torch.Tensor) -> torch.Tensor:
-        """The reconstruction before the sigmoid, ``[B, C, H, W]``."""
+        """The reconstruction before the sigmoid, ``[B, C, H, W]`` (on the CPU in cache-sized chunks
+        like the encoder's; two full-size maps are live here, so chunks are half as large)."""
+        h, w = self.img_size
+        return cpu_micro_batches(self._logits, self._code(z), 2 * 64 * h * w, self.micro_batch)
+
+    def _logits(self, z: torch.Tensor) -> torch.Tensor:
         d = self.decoder
         c0, c1, c2, c3 = d[0], d[3], d[6], d[8]
         x = F.relu(F.conv2d(self._code(z), _conv_weight(c0.weight), c0.bias, padding=1))

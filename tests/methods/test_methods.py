@@ -195,3 +195,26 @@ def test_tta_averages_the_probabilities_of_the_flips() -> None:
     byol = make_method("byol")
     byol.model_cfg = ModelConfig(backbone="simple_cnn", tta=["hflip"])
     assert byol.classify(x) is None
+
+
+def test_byol_momentum_update_is_lightlys_in_place() -> None:
+    """The in-place update gives lightly's values and keeps the target's tensors (no rebinding)."""
+    import copy
+
+    from lightly.models.utils import update_momentum as lightly_update
+
+    from biorep.methods.byol import update_momentum
+
+    torch.manual_seed(0)
+    online = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Linear(2, 3))
+    target = copy.deepcopy(online)
+    for p in target.parameters():
+        p.data.normal_()
+    expected = copy.deepcopy(target)
+    lightly_update(online, expected, m=0.8)
+    ptrs = [p.data_ptr() for p in target.parameters()]
+    update_momentum(online, target, m=0.8)
+    for got, want in zip(target.state_dict().values(), expected.state_dict().values()):
+        torch.testing.assert_close(got, want)
+    assert [p.data_ptr() for p in target.parameters()] == ptrs
+    assert any(not torch.equal(a, b) for a, b in zip(target.parameters(), online.parameters()))

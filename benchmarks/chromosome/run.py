@@ -580,11 +580,11 @@ def verdict(setups: Sequence[SetupNumbers], reference: dict[str, Any] | None,
         best = max(ps, key=lambda p: p.difference)
         win = best.ci[0] > 0
         beats_all.append(win)
-        parts = [f"{p.method} {100 * p.difference:+.2f} points (95 % CI {points(p.ci)}, {p.answer}; after "
+        parts = [f"{p.method} ({p.seeds} seed(s)) {100 * p.difference:+.2f} points (95 % CI {points(p.ci)}, {p.answer}; after "
                  f"assembly {100 * p.assembled_difference:+.2f} {points(p.assembled_ci)}; ×{p.time_ratio:.2f} CE's "
                  f"training time)" for p in ps]
-        lines.append(f"- **SupCon vs CE, {model}, equal epochs, {best.seeds} seed(s) paired over the held-out "
-                     f"cases: {'yes' if win else 'no'}** — " + "; ".join(parts) + f". Best SupCon reading: {best.method}.")
+        lines.append(f"- **SupCon vs CE, {model}, equal epochs, paired over the held-out cases (seeds averaged): "
+                     f"{'yes' if win else 'no'}** — " + "; ".join(parts) + f". Best SupCon reading: {best.method}.")
         if model in timed:
             lines.append(f"- **SupCon vs CE, {model}, equal CPU time:** " + "; ".join(
                 f"{p.method} vs {p.vs} (×{p.time_ratio:.2f} its training time) {100 * p.difference:+.2f} points "

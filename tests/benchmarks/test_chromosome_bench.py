@@ -128,9 +128,9 @@ def test_results_from_fake_runs(bench, tmp_path: Path) -> None:
     assert res.time_ratio == pytest.approx(1.5) and res.seeds == 2
     text = "\n".join(bench.verdict(setups, REFERENCE, pairs))
     assert "every backbone family: no** (1 of 2)" in text
-    assert "SupCon vs CE, resnet18, equal epochs, 2 seed(s) paired over the held-out cases: yes" in text
-    assert "supcon_two_stage +13.00 points" in text and "SupCon better" in text
-    assert "SupCon vs CE, vit_tiny, equal epochs, 2 seed(s) paired over the held-out cases: no" in text
+    assert "SupCon vs CE, resnet18, equal epochs, paired over the held-out cases (seeds averaged): yes" in text
+    assert "supcon_two_stage (2 seed(s)) +13.00 points" in text and "SupCon better" in text
+    assert "SupCon vs CE, vit_tiny, equal epochs, paired over the held-out cases (seeds averaged): no" in text
     assert "-5.00 points" in text and "CE better" in text
     assert "SupCon vs CE, resnet18, equal CPU time:** supcon_two_stage vs ce_time (×1.02 its training time) +8.00" in text
     assert "vit_tiny, equal CPU time" not in text  # no CE with another budget for that backbone

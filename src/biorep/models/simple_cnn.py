@@ -14,6 +14,10 @@ from biorep.data.geometry import as_hw
 #: Measured on a 2-core Xeon (2 MiB L2 per core, AMX; bf16 and fp32, 1 and 2 threads, batch 320 of
 #: 1 × 64 × 64): the encoder was fastest at 32 (bf16) / 16 (fp32) images per chunk, the decoder (two
 #: such maps live) at 16 / 8 — 1.3-1.65× the whole batch at once (``benchmarks/step/RESULTS.md``).
+#: Most of the gain is page faults: glibc's malloc maps every buffer over 32 MiB afresh (and unmaps
+#: it on free), so each op on the whole batch's 168 MB maps faulted its pages in again — 414,000
+#: minor faults and 0.75-1.3 s of system time per bf16 autoencoder step, against 93,000 and 0.14 s
+#: in chunks of 32 (user time about equal). Keep chunks well under that threshold.
 CPU_CHUNK_BYTES = 16 * 2**20
 
 
@@ -29,10 +33,11 @@ def cpu_micro_batches(fn: Any, x: torch.Tensor, wide: int, micro_batch: int | No
     """``fn(x)`` computed ``micro_batch`` images at a time on the CPU, concatenated.
 
     Why by hand: these layers have no batch statistics, so splitting the batch is the same function,
-    but on a CPU a chunk whose widest maps fit in L2 runs every layer (and, since autograd runs each
-    chunk's graph in turn, its backward too) while the previous layer's output is still in cache.
-    The element-wise ops (ReLU, pooling, the decoder's phase interleave), which dominate this small
-    network's step, become cache-bound instead of memory-bound. ``micro_batch=None`` sizes chunks so
+    but on a CPU the whole batch's wide maps are buffers above glibc's 32 MiB mmap threshold, mapped
+    and page-faulted in afresh for every op, forward and backward; a chunk's buffers are reused from
+    the heap, and its layers (and, since autograd runs each chunk's graph in turn, its backward) run
+    while the previous layer's output is still in cache. The element-wise ops (ReLU, pooling, the
+    decoder's phase interleave), which dominate this small network's step, gain most. ``micro_batch=None`` sizes chunks so
     their ``wide`` elements per image (the widest live maps) stay within :data:`CPU_CHUNK_BYTES`;
     ``0`` turns it off.
     Other devices (a GPU wants the whole batch) run ``fn(x)`` as it is.

@@ -36,7 +36,6 @@ import numpy as np
 import torch
 
 from biorep.evaluate.stats import bootstrap_ci
-from biorep.precision import autocast
 from biorep.rundir import atomic_write_text, read_json, read_state, read_summary, write_json
 from biorep.training import load_config, train
 
@@ -62,19 +61,15 @@ class TestClock(L.Callback):
         self._clock += time.perf_counter() - self._t
         was_training = pl_module.training
         pl_module.eval()
-        flips = [[-1] if f == "hflip" else [-2] for f in pl_module.model_cfg.tta]
         correct, correct_tta = [], []
-        with torch.no_grad(), autocast(trainer.precision, pl_module.device):
-            for i in range(0, len(self.images), 512):
-                x = pl_module.prepare(torch.from_numpy(np.ascontiguousarray(self.images[i : i + 512])))
-                logits = pl_module.logits_from_features(pl_module.backbone(x)).float()
-                t = self.targets[i : i + 512]
-                correct.append(logits.argmax(1).cpu().numpy() == t)
-                if flips:  # the recipe's test-time flips, as `biorep evaluate` scores them
-                    probs = logits.softmax(1)
-                    for dims in flips:
-                        probs += pl_module.logits_from_features(pl_module.backbone(x.flip(dims))).float().softmax(1)
-                    correct_tta.append(probs.argmax(1).cpu().numpy() == t)
+        for i in range(0, len(self.images), 512):
+            x = torch.from_numpy(np.ascontiguousarray(self.images[i : i + 512]))
+            t = self.targets[i : i + 512]
+            logits = pl_module.classify(x, tta=False, precision=trainer.precision)
+            correct.append(logits.argmax(1).cpu().numpy() == t)
+            if pl_module.model_cfg.tta:  # the recipe's test-time flips, as `biorep evaluate` scores them
+                logits = pl_module.classify(x, precision=trainer.precision)
+                correct_tta.append(logits.argmax(1).cpu().numpy() == t)
         pl_module.train(was_training)
         ok = np.concatenate(correct).astype(float)
         ci = bootstrap_ci(lambda idx: ok[idx].mean(), len(ok), groups=self.groups, n_boot=300)

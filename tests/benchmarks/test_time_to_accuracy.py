@@ -43,3 +43,31 @@ def test_report_has_both_scores_and_the_ratio_to_the_reference(tta, tmp_path: Pa
     assert "network alone: minutes to the reference's 94.00 %: not reached" in text
     assert "with the recipe's flips: minutes to the reference's 94.00 %: 5.0 (0.33× the reference's)" in text
     assert (tmp_path / "results_time.json").is_file()
+
+
+def test_clock_scores_each_epoch_with_and_without_the_flips(tta, tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    import numpy as np
+    import torch
+
+    from biorep.models import ModelConfig
+
+    from methods.conftest import make_method, toy_batch  # tests/ is on sys.path (prepend import mode)
+
+    m = make_method("supervised").eval()
+    m.model_cfg = ModelConfig(backbone="simple_cnn", tta=["hflip"])
+    x, y, _ = toy_batch()
+    images, targets = x.numpy(), y.numpy()
+    clock = tta.TestClock(images, targets, np.arange(len(targets)) // 2, tmp_path / "clock.json")
+    trainer = SimpleNamespace(precision="32-true", current_epoch=0, callback_metrics={"val/acc": torch.tensor(0.5)})
+    clock.on_train_epoch_start(trainer, m)
+    clock.on_train_epoch_end(trainer, m)
+    row = clock.rows[0]
+    with torch.no_grad():
+        plain = (m.classify(x, tta=False).argmax(1).numpy() == targets).mean()
+        flipped = (m.classify(x).argmax(1).numpy() == targets).mean()
+    assert row["epoch"] == 1 and row["val_acc"] == 0.5 and row["train_s"] >= 0
+    assert row["test_acc"] == pytest.approx(plain) and row["test_acc_tta"] == pytest.approx(flipped)
+    assert not m.training  # the module's mode is restored
+    assert tta.read_json(tmp_path / "clock.json")["rows"] == clock.rows  # written after every epoch

@@ -186,6 +186,7 @@ def test_tta_averages_the_probabilities_of_the_flips() -> None:
     plain = m.classify(x)
     m.model_cfg = ModelConfig(backbone="simple_cnn", tta=["hflip"])
     tta = m.classify(x)
+    torch.testing.assert_close(m.classify(x, tta=False), plain)  # the flips configured but not used
     m.model_cfg = ModelConfig(backbone="simple_cnn")
     flipped = m.classify(x.flip(-1))
     expected = (plain.softmax(1) + flipped.softmax(1)) / 2

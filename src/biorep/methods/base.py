@@ -197,20 +197,22 @@ class BaseMethod(L.LightningModule):
             return self.backbone(x).float()
 
     @torch.no_grad()
-    def classify(self, x_raw: Tensor) -> Tensor | None:
+    def classify(self, x_raw: Tensor, *, tta: bool = True, precision: str | None = None) -> Tensor | None:
         """Class logits ``[B, n_classes]`` (float32) where the method has a classifier, else None.
 
-        With ``model.tta`` flips, the log of the probabilities averaged over the image and its flips.
+        With ``model.tta`` flips (and ``tta``), the log of the probabilities averaged over the image
+        and its flips. ``precision`` overrides :attr:`inference_precision` (e.g. a callback scoring
+        during training at the trainer's precision).
         """
         if not self.has_classifier:
             return None
         from biorep.precision import autocast
 
         x = self.prepare(x_raw)
-        flips = [[], *([-1] if f == "hflip" else [-2] for f in self.model_cfg.tta)]
+        flips = [[], *([-1] if f == "hflip" else [-2] for f in (self.model_cfg.tta if tta else ()))]
         probs = None
         for dims in flips:
-            with autocast(self.inference_precision, x.device):
+            with autocast(precision or self.inference_precision, x.device):
                 logits = self.logits_from_features(self.backbone(x.flip(dims) if dims else x))
             if logits is None:
                 return None

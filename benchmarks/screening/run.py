@@ -334,16 +334,22 @@ def _count(verdicts: Sequence[str]) -> str:
             f"worse / {sum(v == 'cannot tell' for v in verdicts)} cannot tell")
 
 
-def findings(setups: list[Setup], numbers: dict[str, dict[str, Any]]) -> tuple[str, dict[str, Any]]:
-    """The study's four findings (and 'no single setup wins'), decided by paired CIs over folds."""
+def findings(setups: list[Setup], numbers: dict[str, dict[str, Any]], grid: list[Setup] | None = None, *,
+             scope: str = "the 16 grid setups", with_baselines: bool = True) -> tuple[str, dict[str, Any]]:
+    """The study's four findings (and 'no single setup wins'), decided by paired CIs over folds.
+
+    Over the study's 16 grid setups by default; ``grid`` gives a part of the grid instead (the budget
+    curve's 50-epoch setups and their no-augmentation twins): a factor's finding then uses the pairs
+    that are there, and a finding with nothing to compare is left out."""
     from biorep.study import compare_folds
 
-    grid = [s for s in setups if s.grid]
-    if len(grid) != 16:
-        raise Missing(f"expected the study's 16 grid setups, found {len(grid)}")
+    if grid is None:
+        grid = [s for s in setups if s.grid]
+        if len(grid) != 16:
+            raise Missing(f"expected the study's 16 grid setups, found {len(grid)}")
     by_key = {(s.method, s.augment, s.crops): s for s in grid}
     record: dict[str, Any] = {}
-    out = ["Computed by `benchmarks/screening/run.py` from the tables above, over the 16 grid setups. "
+    out = [f"Computed by `benchmarks/screening/run.py` from the tables above, over {scope}. "
            "A comparison of two setups is the paired difference of their task scores (same cells, same "
            "bootstrap resamples), median over the folds with its 95 % CI: **better** / **worse** when the "
            "CI excludes 0, else **cannot tell**. A task's verdict is *holds* / *does not hold* when more "
@@ -355,26 +361,50 @@ def findings(setups: list[Setup], numbers: dict[str, dict[str, Any]]) -> tuple[s
 
     for title, attr, a, b in (("Multi-crop vs one crop", "crops", "multi", "one"),
                               ("Random augmentation vs none", "augment", "random", "none")):
+        pairs = []
+        for s in grid:
+            if getattr(s, attr) != a:
+                continue
+            key = {"method": s.method, "augment": s.augment, "crops": s.crops, attr: b}
+            twin = by_key.get((key["method"], key["augment"], key["crops"]))
+            if twin is not None:
+                pairs.append((s, twin))
+        if not pairs:
+            continue
         rows, task_verdicts, rec = [], [], {}
         for task in FINDING_TASKS:
-            vs = []
-            for s in grid:
-                if getattr(s, attr) != a:
-                    continue
-                key = {"method": s.method, "augment": s.augment, "crops": s.crops, attr: b}
-                twin = by_key[(key["method"], key["augment"], key["crops"])]
-                vs.append(compare_folds(s.values[task], twin.values[task])["verdict"])
+            vs = [compare_folds(s.values[task], twin.values[task])["verdict"] for s, twin in pairs]
             tv = _majority(vs)
             task_verdicts.append(tv)
             rec[task] = {"pairs": vs, "verdict": tv}
             rows.append([task, _count(vs), tv])
         fv = _majority(task_verdicts)
-        record[title] = {"verdict": fv, "tasks": rec}
+        mixed = [f"{s.name} / {twin.name} on {', '.join(m)}" for s, twin in pairs
+                 if (m := comparable_folds([s, twin])[1])]
+        record[title] = {"verdict": fv, "tasks": rec, "pairs": [[s.name, twin.name] for s, twin in pairs],
+                         "pairs_on_other_hardware": mixed}
         out += [f"\n**{title}** — the study: it generally helps. Here: **{fv}** "
-                f"(`{a}` against its `{b}` twin with the same paradigm and other factor, 8 pairs per task).\n",
-                md_table(["task", f"{a} vs {b} (8 pairs)", "task verdict"], rows)]
+                f"(`{a}` against its `{b}` twin with the same paradigm and other factor, {len(pairs)} pairs "
+                "per task)." + (f" Pairs whose two runs trained on different hardware or precision on some fold "
+                               f"(accuracy, not time, is compared): {'; '.join(mixed)}." if mixed else "") + "\n",
+                md_table(["task", f"{a} vs {b} ({len(pairs)} pairs)", "task verdict"], rows)]
 
+    out += _byol_finding(grid, numbers, by_key, record)
+    out += _cost_and_best_findings(grid, numbers, record)
+    if with_baselines:
+        out += baselines_section(setups, numbers, record)
+    return "\n".join(out), record
+
+
+def _byol_finding(grid: list[Setup], numbers: dict[str, dict[str, Any]],
+                  by_key: dict[tuple[str, str, str], Setup], record: dict[str, Any]) -> list[str]:
+    """Finding 3 (BYOL competitive and faster) over ``grid`` (see :func:`findings`)."""
+    from biorep.study import compare_folds
+
+    if not any(s.method == "byol" for s in grid) or all(s.method == "byol" for s in grid):
+        return []
     # BYOL competitive (its best setup not worse than the best of the other paradigms) and faster
+    out: list[str] = []
     rows, comp = [], []
     for task in FINDING_TASKS:
         def best(ss: list[Setup], t: str = task) -> Setup:
@@ -391,7 +421,9 @@ def findings(setups: list[Setup], numbers: dict[str, dict[str, Any]]) -> tuple[s
     for s in grid:
         if s.method == "byol":
             continue
-        twin = by_key[("byol", s.augment, s.crops)]
+        twin = by_key.get(("byol", s.augment, s.crops))
+        if twin is None:
+            continue
         same, _ = comparable_folds([s, twin])
         per_fold = [float(s.summaries[f].get("wall_time_s")) / float(twin.summaries[f].get("wall_time_s"))
                     for f in same if twin.summaries[f].get("wall_time_s")]
@@ -420,33 +452,46 @@ def findings(setups: list[Setup], numbers: dict[str, dict[str, Any]]) -> tuple[s
             f"stopping rule): {'; '.join(byol_epochs)}.\n",
             md_table(["task", "BYOL's best", "others' best", "Δ median", "95 % CI", "BYOL better?"], rows)]
 
+    return out
+
+
+def _cost_and_best_findings(grid: list[Setup], numbers: dict[str, dict[str, Any]],
+                            record: dict[str, Any]) -> list[str]:
+    """Finding 4 (regularized costs the most) and 'no single setup wins' over ``grid``."""
+    from biorep.study import compare_folds
+
+    out: list[str] = []
     # regularized costs the most
-    lines, verdicts = [], []
-    for key, name in (("peak_tracemalloc_mb", "peak tracemalloc MiB"), ("peak_rss_mb", "peak RSS MiB"),
-                      ("wall_time_s", "training time s")):
-        folds, _ = comparable_folds(grid)
-        if not folds:
-            verdicts.append("cannot tell")
-            lines.append([name, *("—" for _ in PARADIGMS), "no fold with one hardware", "cannot tell"])
-            continue
-        top_per_fold = []
-        for f in folds:
-            m = {p: np.mean([float(s.summaries[f].get(key) or 0) for s in grid if s.method == p]) for p in PARADIGMS}
-            top_per_fold.append(max(m, key=m.get))
-        mean = {p: np.mean([float(s.summaries[f].get(key) or 0) for s in grid if s.method == p for f in folds])
-                for p in PARADIGMS}
-        n_reg = sum(t == "regularized" for t in top_per_fold)
-        v = "holds" if n_reg == len(folds) else ("does not hold" if n_reg == 0 else "cannot tell")
-        verdicts.append(v)
-        lines.append([name, *(f"{mean[p]:.1f}" for p in PARADIGMS), f"{n_reg} of {len(folds)}", v])
-    reg = _majority(verdicts)
-    record["Regularized costs the most"] = {"verdict": reg, "measures": verdicts}
-    out += [f"\n**Regularized costs the most memory and compute** — **{reg}** (per measure: *holds* when "
-            "the regularized paradigm has the highest mean over its 4 setups on every fold, *does not hold* "
-            "on none; no CI — each is one measurement per run; tracemalloc sees the Python heap, not "
-            "torch tensors, as in the study).\n",
-            md_table(["measure (mean over setups and folds)", *PARADIGMS, "regularized highest (folds)",
-                      "verdict"], lines)]
+    present = [p for p in PARADIGMS if any(s.method == p for s in grid)]
+    n_per = {p: sum(s.method == p for s in grid) for p in present}
+    if "regularized" in present and len(present) > 1:
+        lines, verdicts = [], []
+        for key, name in (("peak_tracemalloc_mb", "peak tracemalloc MiB"), ("peak_rss_mb", "peak RSS MiB"),
+                          ("wall_time_s", "training time s")):
+            folds, _ = comparable_folds(grid)
+            if not folds:
+                verdicts.append("cannot tell")
+                lines.append([name, *("—" for _ in present), "no fold with one hardware", "cannot tell"])
+                continue
+            top_per_fold = []
+            for f in folds:
+                m = {p: np.mean([float(s.summaries[f].get(key) or 0) for s in grid if s.method == p]) for p in present}
+                top_per_fold.append(max(m, key=m.get))
+            mean = {p: np.mean([float(s.summaries[f].get(key) or 0) for s in grid if s.method == p for f in folds])
+                    for p in present}
+            n_reg = sum(t == "regularized" for t in top_per_fold)
+            v = "holds" if n_reg == len(folds) else ("does not hold" if n_reg == 0 else "cannot tell")
+            verdicts.append(v)
+            lines.append([name, *(f"{mean[p]:.1f}" for p in present), f"{n_reg} of {len(folds)}", v])
+        reg = _majority(verdicts)
+        record["Regularized costs the most"] = {"verdict": reg, "measures": verdicts}
+        out += [f"\n**Regularized costs the most memory and compute** — **{reg}** (per measure: *holds* when "
+                f"the regularized paradigm has the highest mean over its {n_per.get('regularized', 0)} setups on every "
+                "fold, *does not hold* "
+                "on none; no CI — each is one measurement per run; tracemalloc sees the Python heap, not "
+                "torch tensors, as in the study).\n",
+                md_table(["measure (mean over setups and folds)", *present, "regularized highest (folds)",
+                          "verdict"], lines)]
 
     # no single setup wins every task: for every setup some other setup is better (by the CI) somewhere
     beaten = {}
@@ -467,8 +512,7 @@ def findings(setups: list[Setup], numbers: dict[str, dict[str, Any]]) -> tuple[s
             "beaten, by the CI, by some other setup on some task). Best median per task: "
             + "; ".join(f"{t}: {n}" for t, n in best_per_task.items())
             + (f". Not beaten by the CI on any task: {', '.join(unbeaten)}." if unbeaten else ".") + "\n"]
-    out += baselines_section(setups, numbers, record)
-    return "\n".join(out), record
+    return out
 
 
 def baselines_section(setups: list[Setup], numbers: dict[str, dict[str, Any]], record: dict[str, Any]) -> list[str]:
@@ -508,7 +552,7 @@ def baselines_section(setups: list[Setup], numbers: dict[str, dict[str, Any]], r
 def budget_section(setups: list[Setup], numbers: dict[str, dict[str, Any]]) -> tuple[str, dict[str, Any]]:
     """Trained − untrained per paradigm and epoch budget: where does the gap stop moving?"""
     rows, rec = [], {}
-    trained = sorted([s for s in setups if not s.baseline], key=lambda s: (s.method, s.max_epochs))
+    trained = sorted([s for s in setups if s.grid], key=lambda s: (s.method, s.max_epochs))
     for s in trained:
         cells = []
         for t in FINDING_TASKS:
@@ -520,6 +564,27 @@ def budget_section(setups: list[Setup], numbers: dict[str, dict[str, Any]]) -> t
     text = ("Trained minus untrained (median over folds, paired 95 % CI) per paradigm and epoch budget; "
             "the gap has stopped moving where consecutive budgets' CIs overlap.\n\n"
             + md_table(["paradigm", "epochs (budget)", "epochs run per fold", *FINDING_TASKS], rows))
+    return text, rec
+
+
+def top_budget_findings(setups: list[Setup], numbers: dict[str, dict[str, Any]]) -> tuple[str, dict[str, Any]] | None:
+    """The study's findings over the budget curve's largest budget: its grid setups (random augmentation)
+    with the extras trained at that budget (their no-augmentation twins). None without such a twin."""
+    from dataclasses import replace
+
+    grid = [s for s in setups if s.grid]
+    if not grid:
+        return None
+    top = max(s.max_epochs for s in grid)
+    at_top = [s for s in grid if s.max_epochs == top]
+    twins = [replace(s, grid=True) for s in setups
+             if not s.grid and not s.baseline and s.method in PARADIGMS and s.max_epochs == top]
+    if not twins:
+        return None
+    scope = (f"the {len(at_top) + len(twins)} setups trained for {top} epochs (one crop: "
+             f"{', '.join(s.name for s in at_top + twins)})")
+    text, rec = findings(setups, numbers, at_top + twins, scope=scope, with_baselines=False)
+    rec["epochs"] = top
     return text, rec
 
 
@@ -587,6 +652,9 @@ def section(kind: str, prep: Any, bench: dict[str, Any], partial: bool = False) 
     if kind == "budget":
         text, rec["budget_curve"] = budget_section(setups, numbers)
         parts += ["### Budget curve\n", text, ""]
+        if (top := top_budget_findings(setups, numbers)) is not None:
+            parts += [f"### Findings at {top[1]['epochs']} epochs (one crop)\n", top[0]]
+            rec["findings_at_top_budget"] = top[1]
     else:
         text, rec["findings"] = findings(setups, numbers)
         parts += ["### Findings\n", text]

@@ -23,10 +23,11 @@ def bench():
 
 
 def _quality(name: str) -> float:
-    """Fake truth: multi-crop +0.05, random augmentation +0.02, baselines lowest."""
+    """Fake truth: multi-crop +0.05, random augmentation +0.02 (every setup not named ``-none-``: the
+    budget curve's grid is random augmentation), baselines lowest."""
     if name.startswith(("untrained", "classical")):
         return 0.3 if name.startswith("untrained") else 0.35
-    return 0.5 + 0.05 * ("-multi" in name) + 0.02 * ("-random-" in name) + 0.001 * len(name)
+    return 0.5 + 0.05 * ("-multi" in name) + 0.02 * ("-none-" not in name) + 0.001 * len(name)
 
 
 def _boot(value: float, noise: np.ndarray) -> dict:
@@ -96,6 +97,19 @@ def test_results_from_fake_studies(bench, tmp_path: Path) -> None:
     assert set(budget["budget_curve"]) == {"weak", "autoencoder", "regularized", "byol"}
     assert set(budget["budget_curve"]["byol"]) == {"1", "4", "16", "50"}
     assert "### Budget curve" in text
+    # the 50-epoch grid setups with their no-augmentation twins (extras) give the study's findings there
+    top = budget["findings_at_top_budget"]
+    assert top["epochs"] == 50
+    aug = top["Random augmentation vs none"]
+    assert sorted(aug["pairs"]) == [["autoencoder-50", "autoencoder-none-50"], ["byol-50", "byol-none-50"],
+                                    ["regularized-50", "regularized-none-50"], ["weak-50", "weak-none-50"]]
+    assert aug["verdict"] == "holds" and aug["tasks"]["similarity"]["pairs"] == ["holds"] * 4
+    assert "Multi-crop vs one crop" not in top  # one crop only: nothing to pair
+    assert top["Regularized costs the most"]["verdict"] == "holds"
+    assert "### Findings at 50 epochs (one crop)" in text and "(4 pairs)" in text
+    curve = text[text.index("### Budget curve"):text.index("### Findings at 50 epochs")]
+    assert sum(line.startswith("| weak | 50 |") for line in curve.splitlines()) == 1  # the grid's, not the twin's
+    assert sum(line.startswith("| ") for line in curve.splitlines()) == 1 + 16  # header, 4 paradigms × 4 budgets
     assert str(tmp_path) not in text or "Study folder" in text
 
 

@@ -581,8 +581,9 @@ def top_budget_findings(setups: list[Setup], numbers: dict[str, dict[str, Any]])
              if not s.grid and not s.baseline and s.method in PARADIGMS and s.max_epochs == top]
     if not twins:
         return None
-    scope = (f"the {len(at_top) + len(twins)} setups trained for {top} epochs (one crop: "
-             f"{', '.join(s.name for s in at_top + twins)})")
+    views = sorted({(s.augment, s.crops) for s in at_top + twins})
+    scope = (f"the {len(at_top) + len(twins)} setups trained for {top} epochs (views "
+             f"{', '.join(f'{a}/{c}' for a, c in views)}: {', '.join(s.name for s in at_top + twins)})")
     text, rec = findings(setups, numbers, at_top + twins, scope=scope, with_baselines=False)
     rec["epochs"] = top
     return text, rec
@@ -653,7 +654,7 @@ def section(kind: str, prep: Any, bench: dict[str, Any], partial: bool = False) 
         text, rec["budget_curve"] = budget_section(setups, numbers)
         parts += ["### Budget curve\n", text, ""]
         if (top := top_budget_findings(setups, numbers)) is not None:
-            parts += [f"### Findings at {top[1]['epochs']} epochs (one crop)\n", top[0]]
+            parts += [f"### Findings at {top[1]['epochs']} epochs\n", top[0]]
             rec["findings_at_top_budget"] = top[1]
     else:
         text, rec["findings"] = findings(setups, numbers)

@@ -97,16 +97,20 @@ def test_results_from_fake_studies(bench, tmp_path: Path) -> None:
     assert set(budget["budget_curve"]) == {"weak", "autoencoder", "regularized", "byol"}
     assert set(budget["budget_curve"]["byol"]) == {"1", "4", "16", "50"}
     assert "### Budget curve" in text
-    # the 50-epoch grid setups with their no-augmentation twins (extras) give the study's findings there
+    # the 50-epoch grid setups (random, one crop) with the extras' other views give the 16-setup grid there
     top = budget["findings_at_top_budget"]
     assert top["epochs"] == 50
+    paradigms = ("autoencoder", "byol", "regularized", "weak")
     aug = top["Random augmentation vs none"]
-    assert sorted(aug["pairs"]) == [["autoencoder-50", "autoencoder-none-50"], ["byol-50", "byol-none-50"],
-                                    ["regularized-50", "regularized-none-50"], ["weak-50", "weak-none-50"]]
-    assert aug["verdict"] == "holds" and aug["tasks"]["similarity"]["pairs"] == ["holds"] * 4
-    assert "Multi-crop vs one crop" not in top  # one crop only: nothing to pair
+    assert sorted(aug["pairs"]) == sorted([[f"{m}-50", f"{m}-none-50"] for m in paradigms]
+                                          + [[f"{m}-multi-50", f"{m}-none-multi-50"] for m in paradigms])
+    assert aug["verdict"] == "holds" and aug["tasks"]["similarity"]["pairs"] == ["holds"] * 8
+    crops = top["Multi-crop vs one crop"]
+    assert sorted(crops["pairs"]) == sorted([[f"{m}-multi-50", f"{m}-50"] for m in paradigms]
+                                            + [[f"{m}-none-multi-50", f"{m}-none-50"] for m in paradigms])
+    assert crops["verdict"] == "holds"
     assert top["Regularized costs the most"]["verdict"] == "holds"
-    assert "### Findings at 50 epochs (one crop)" in text and "(4 pairs)" in text
+    assert "### Findings at 50 epochs\n" in text and "(8 pairs)" in text
     curve = text[text.index("### Budget curve"):text.index("### Findings at 50 epochs")]
     assert sum(line.startswith("| weak | 50 |") for line in curve.splitlines()) == 1  # the grid's, not the twin's
     assert sum(line.startswith("| ") for line in curve.splitlines()) == 1 + 16  # header, 4 paradigms × 4 budgets

@@ -193,8 +193,18 @@ def test_screening_configs_expand_to_the_study_and_differ_only_in_channels() -> 
     # the budget curve: one setup per paradigm at 1, 4, 16, 50 epochs, the two baselines, same folds
     budget = prepare_study(STUDIES / "screening-16-budget.yaml")
     bset = study_setups(budget.study)
-    assert bset == [f"{m}-{e}" for m in ("weak", "autoencoder", "regularized", "byol") for e in (1, 4, 16, 50)] + [
-        "untrained", "classical"]
+    grid16 = [f"{m}-{e}" for m in ("weak", "autoencoder", "regularized", "byol") for e in (1, 4, 16, 50)]
+    assert bset[:16] == grid16 and bset[-2:] == ["untrained", "classical"]
+    bcfg = {s.setup_name: RunConfig.model_validate(setup_config(budget.base, s))
+            for s in budget.setups if s.fold == budget.study.folds[0]["label"]}
+    for name in bset[16:-2]:  # the extras: other views of a 50-epoch grid setup, nothing else changed
+        paradigm = name.split("-")[0]
+        twin, extra = bcfg[f"{paradigm}-50"], bcfg[name]
+        assert extra.train.epochs == 50 and extra.method == twin.method
+        assert (extra.views.augment, extra.views.crops) != (twin.views.augment, twin.views.crops)
+        assert extra.views.augment == ("none" if "-none" in name else "random")
+        assert extra.views.crops == ("multi" if "-multi" in name else "one")
+        assert extra.data == twin.data and extra.train == twin.train
     assert budget.study.folds == gray.study.folds and budget.study.evaluation_options == gray.study.evaluation_options
 
 

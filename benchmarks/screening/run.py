@@ -455,6 +455,24 @@ def _byol_finding(grid: list[Setup], numbers: dict[str, dict[str, Any]],
     return out
 
 
+def _cost_units(grid: list[Setup], present: list[str]) -> tuple[list[tuple[str, str, list[Setup]]], bool]:
+    """Where the paradigms' costs compare: ``(label, fold, runs)`` per fold on which every run of
+    ``grid`` trained on one hardware; when there is none (a grid trained over several sessions on
+    different machines), per views (augmentation, crops) and fold on which the runs of every paradigm
+    with those views did. The flag says which."""
+    folds, _ = comparable_folds(grid)
+    if folds:
+        return [(f, f, grid) for f in folds], False
+    units = []
+    for views in sorted({(s.augment, s.crops) for s in grid}):
+        group = [s for s in grid if (s.augment, s.crops) == views]
+        if {s.method for s in group} != set(present):
+            continue
+        same, _ = comparable_folds(group)
+        units += [(f"{views[0]}/{views[1]} on {f}", f, group) for f in same]
+    return units, True
+
+
 def _cost_and_best_findings(grid: list[Setup], numbers: dict[str, dict[str, Any]],
                             record: dict[str, Any]) -> list[str]:
     """Finding 4 (regularized costs the most) and 'no single setup wins' over ``grid``."""
@@ -465,32 +483,37 @@ def _cost_and_best_findings(grid: list[Setup], numbers: dict[str, dict[str, Any]
     present = [p for p in PARADIGMS if any(s.method == p for s in grid)]
     n_per = {p: sum(s.method == p for s in grid) for p in present}
     if "regularized" in present and len(present) > 1:
+        units, per_views = _cost_units(grid, present)
         lines, verdicts = [], []
         for key, name in (("peak_tracemalloc_mb", "peak tracemalloc MiB"), ("peak_rss_mb", "peak RSS MiB"),
                           ("wall_time_s", "training time s")):
-            folds, _ = comparable_folds(grid)
-            if not folds:
+            if not units:
                 verdicts.append("cannot tell")
                 lines.append([name, *("—" for _ in present), "no fold with one hardware", "cannot tell"])
                 continue
-            top_per_fold = []
-            for f in folds:
-                m = {p: np.mean([float(s.summaries[f].get(key) or 0) for s in grid if s.method == p]) for p in present}
-                top_per_fold.append(max(m, key=m.get))
-            mean = {p: np.mean([float(s.summaries[f].get(key) or 0) for s in grid if s.method == p for f in folds])
-                    for p in present}
-            n_reg = sum(t == "regularized" for t in top_per_fold)
-            v = "holds" if n_reg == len(folds) else ("does not hold" if n_reg == 0 else "cannot tell")
+            tops, means = [], {p: [] for p in present}
+            for _, f, group in units:
+                m = {p: float(np.mean([float(s.summaries[f].get(key) or 0) for s in group if s.method == p]))
+                     for p in present}
+                tops.append(max(m, key=m.get))
+                for p in present:
+                    means[p].append(m[p])
+            n_reg = sum(t == "regularized" for t in tops)
+            v = "holds" if n_reg == len(units) else ("does not hold" if n_reg == 0 else "cannot tell")
             verdicts.append(v)
-            lines.append([name, *(f"{mean[p]:.1f}" for p in present), f"{n_reg} of {len(folds)}", v])
+            lines.append([name, *(f"{np.mean(means[p]):.1f}" for p in present), f"{n_reg} of {len(units)}", v])
         reg = _majority(verdicts)
-        record["Regularized costs the most"] = {"verdict": reg, "measures": verdicts}
+        record["Regularized costs the most"] = {"verdict": reg, "measures": verdicts,
+                                                "compared_within": [u[0] for u in units]}
+        within = (f"its {n_per.get('regularized', 0)} setups on every fold" if not per_views else
+                  "the setups of the same views on each fold where all paradigms' runs of those views trained on "
+                  f"one hardware ({', '.join(u[0] for u in units) or 'none'}; the runs of a whole fold did not)")
         out += [f"\n**Regularized costs the most memory and compute** — **{reg}** (per measure: *holds* when "
-                f"the regularized paradigm has the highest mean over its {n_per.get('regularized', 0)} setups on every "
-                "fold, *does not hold* "
+                f"the regularized paradigm has the highest mean over {within}, *does not hold* "
                 "on none; no CI — each is one measurement per run; tracemalloc sees the Python heap, not "
                 "torch tensors, as in the study).\n",
-                md_table(["measure (mean over setups and folds)", *present, "regularized highest (folds)",
+                md_table([f"measure (mean over setups and {'folds' if not per_views else 'comparisons'})",
+                          *present, f"regularized highest ({'folds' if not per_views else 'comparisons'})",
                           "verdict"], lines)]
 
     # no single setup wins every task: for every setup some other setup is better (by the CI) somewhere

@@ -245,3 +245,35 @@ def test_times_are_compared_only_between_runs_on_the_same_hardware(bench, tmp_pa
     byol = gray["findings"]["BYOL competitive and faster"]
     assert byol["faster"] == "cannot tell" and byol["time_ratio_median"] is None
     assert gray["findings"]["Regularized costs the most"]["verdict"] == "cannot tell"
+
+
+def test_costs_compare_within_views_when_no_fold_shares_one_hardware(bench, tmp_path: Path) -> None:
+    """A grid trained over sessions on different machines (here: every multi-crop run in fp32, the rest
+    bf16) has no fold where all runs compare; the cost finding then compares the paradigms within each
+    views and fold whose runs share hardware, and leaves out a views group that mixes machines."""
+    from biorep.study.session import prepare_study
+
+    prep = prepare_study(bench.CONFIGS["gray"], out=tmp_path / "g")
+    _fake_study(prep)
+    for spec in prep.setups:
+        path = RunPaths(prep.out / "runs" / spec.name).summary
+        precision = "32" if spec.setup_name.endswith("-multi") else "bf16-mixed"
+        write_json(path, {**json.loads(path.read_text()), "precision": precision, "device": "cpu",
+                          "machine": {"cpu": "AMD EPYC", "cpu_capability": "AVX512", "threads": 2}})
+    bench.write_results({"gray": prep}, tmp_path / "R.md")
+    cost = json.loads((tmp_path / "results.json").read_text())["configurations"]["gray"]["findings"][
+        "Regularized costs the most"]
+    folds = ("Week4_27801", "Week4_27821", "Week4_27861")
+    views = ("none/multi", "none/one", "random/multi", "random/one")
+    assert cost["compared_within"] == [f"{v} on {f}" for v in views for f in folds]
+    assert cost["verdict"] == "holds" and cost["measures"] == ["holds"] * 3
+    assert "runs of those views trained on one hardware" in (tmp_path / "R.md").read_text()
+
+    # one run of a views group on another machine: that group leaves that fold's comparisons
+    path = RunPaths(prep.out / "runs" / "byol-none-one@Week4_27801").summary
+    summary = json.loads(path.read_text())
+    write_json(path, {**summary, "machine": {**summary["machine"], "cpu": "Intel(R) Xeon(R) Processor"}})
+    bench.write_results({"gray": prep}, tmp_path / "R2.md")
+    cost = json.loads((tmp_path / "results.json").read_text())["configurations"]["gray"]["findings"][
+        "Regularized costs the most"]
+    assert "none/one on Week4_27801" not in cost["compared_within"] and len(cost["compared_within"]) == 11

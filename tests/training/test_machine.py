@@ -18,5 +18,8 @@ def test_same_hardware_needs_device_precision_and_the_recorded_machine_fields() 
     assert not same_hardware(a, {**a, "device": "cuda"})
     assert not same_hardware(a, {**a, "machine": {"cpu_capability": "AVX2", "threads": 2}})
     assert not same_hardware(a, {**a, "machine": {"cpu_capability": "AVX512", "threads": 16}})
+    epyc, xeon = ({**a, "machine": {**a["machine"], "cpu": cpu}} for cpu in ("AMD EPYC", "Intel(R) Xeon(R) Processor"))
+    assert not same_hardware(epyc, xeon)  # both report AVX512; only the model tells them apart
+    assert same_hardware(epyc, a)  # a record without the model compares on the fields both hold
     older = {"device": "cpu", "precision": "bf16-mixed"}  # a summary.json from before the machine record
     assert same_hardware(a, older) and same_hardware(older, a)

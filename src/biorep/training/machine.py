@@ -45,7 +45,9 @@ def machine_info() -> dict[str, Any]:
 def same_hardware(a: Any, b: Any) -> bool:
     """True when two runs' training times can be compared: the same device and precision and, for
     each field of the ``machine`` record that both ``summary.json`` files hold (older ones have none),
-    the same CPU capability, thread count and GPU model.
+    the same CPU model, CPU capability, thread count and GPU model. The capability alone does not
+    tell CPUs apart: an AMD EPYC with AVX-512 BF16 and an Intel Xeon with AMX both report ``AVX512``,
+    and only the Xeon has bf16 matrix units.
 
     Example:
         >>> same_hardware({"device": "cpu", "precision": "32"}, {"device": "cpu", "precision": "bf16-mixed"})
@@ -54,4 +56,4 @@ def same_hardware(a: Any, b: Any) -> bool:
     if (a.get("device"), a.get("precision")) != (b.get("device"), b.get("precision")):
         return False
     ma, mb = a.get("machine") or {}, b.get("machine") or {}
-    return all(ma[k] == mb[k] for k in ("cpu_capability", "threads", "gpu") if k in ma and k in mb)
+    return all(ma[k] == mb[k] for k in ("cpu", "cpu_capability", "threads", "gpu") if k in ma and k in mb)

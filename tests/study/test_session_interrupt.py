@@ -7,7 +7,7 @@ import signal
 import time
 from concurrent.futures import ProcessPoolExecutor
 
-from biorep.study.session import interrupt_workers
+from biorep.study.session import interrupt_workers, wait_exited
 
 
 def test_interrupt_reaches_the_worker_and_the_pool_winds_down() -> None:
@@ -34,8 +34,7 @@ def _interrupt_a_sleeping_worker() -> None:
     assert future.done() and time.monotonic() - t0 < 60  # not the 120 s the work would take
     assert isinstance(future.exception(), KeyboardInterrupt)  # the child was interrupted, not killed
     for proc in procs:
-        proc.join(10)
-        assert not proc.is_alive()
+        assert wait_exited(proc, 10)
 
 
 def test_sigterm_while_waiting_on_a_training_child_is_an_interrupt() -> None:
@@ -53,3 +52,25 @@ def test_sigterm_while_waiting_on_a_training_child_is_an_interrupt() -> None:
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(5)  # the handler raises at once
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+class _RacedWorker:
+    """A pool worker as the thread that lost the waitpid race sees it: ``join`` returns at once and
+    ``is_alive()`` says True until the other thread has recorded the exit ``alive_polls`` polls later."""
+
+    def __init__(self, alive_polls: int) -> None:
+        self.alive_polls = alive_polls
+
+    def join(self, timeout: float | None = None) -> None:
+        return None
+
+    def is_alive(self) -> bool:
+        self.alive_polls -= 1
+        return self.alive_polls >= 0
+
+
+def test_wait_exited_outlasts_the_join_race_and_gives_up_at_its_timeout() -> None:
+    assert wait_exited(_RacedWorker(alive_polls=3), timeout=5.0)  # a bare join + is_alive said "alive"
+    t0 = time.monotonic()
+    assert not wait_exited(_RacedWorker(alive_polls=10**9), timeout=0.3)
+    assert 0.3 <= time.monotonic() - t0 < 3.0

@@ -180,10 +180,26 @@ def interrupt_workers(pool: ProcessPoolExecutor, future: Future[Any], grace_s: f
     pool.shutdown(wait=False, cancel_futures=True)
     deadline = time.monotonic() + 15.0  # an interrupted worker exits once the pool's sentinel reaches it;
     for proc in procs:                  # on a loaded machine that can lag: never leave one behind
-        proc.join(max(0.0, deadline - time.monotonic()))
-        if proc.is_alive():
+        if not wait_exited(proc, max(0.0, deadline - time.monotonic())):
             proc.terminate()
-            proc.join(5.0)
+            wait_exited(proc, 5.0)
+
+
+def wait_exited(proc: Any, timeout: float) -> bool:
+    """Wait up to ``timeout`` s for a pool worker to exit; True when it has.
+
+    Not ``proc.join(timeout)`` alone: the pool's management thread joins its workers on shutdown
+    too, and the thread that loses that race gets ``ECHILD`` from ``waitpid``, which
+    ``multiprocessing`` reads as "still running" (``join`` returns at once, ``is_alive()`` is True)
+    until the winner has recorded the exit code a moment later."""
+    deadline = time.monotonic() + timeout
+    while True:
+        proc.join(max(0.0, min(0.5, deadline - time.monotonic())))
+        if not proc.is_alive():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
 
 
 @contextlib.contextmanager

@@ -505,6 +505,7 @@ def _cost_and_best_findings(grid: list[Setup], numbers: dict[str, dict[str, Any]
         reg = _majority(verdicts)
         record["Regularized costs the most"] = {"verdict": reg, "measures": verdicts,
                                                 "compared_within": [u[0] for u in units]}
+        unit = "comparisons" if per_views else "folds"
         within = (f"its {n_per.get('regularized', 0)} setups on every fold" if not per_views else
                   "the setups of the same views on each fold where all paradigms' runs of those views trained on "
                   f"one hardware ({', '.join(u[0] for u in units) or 'none'}; the runs of a whole fold did not)")
@@ -512,8 +513,7 @@ def _cost_and_best_findings(grid: list[Setup], numbers: dict[str, dict[str, Any]
                 f"the regularized paradigm has the highest mean over {within}, *does not hold* "
                 "on none; no CI — each is one measurement per run; tracemalloc sees the Python heap, not "
                 "torch tensors, as in the study).\n",
-                md_table([f"measure (mean over setups and {'folds' if not per_views else 'comparisons'})",
-                          *present, f"regularized highest ({'folds' if not per_views else 'comparisons'})",
+                md_table([f"measure (mean over setups and {unit})", *present, f"regularized highest ({unit})",
                           "verdict"], lines)]
 
     # no single setup wins every task: for every setup some other setup is better (by the CI) somewhere

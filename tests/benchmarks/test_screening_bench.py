@@ -171,6 +171,23 @@ def test_sessions_of_both_sides_are_kept(bench, tmp_path: Path) -> None:
     assert bench.merge_benchmark(merged, local) == merged  # merging again changes nothing
 
 
+def test_how_it_was_run_names_the_study_not_the_session(bench, tmp_path: Path) -> None:
+    session = ("python benchmarks/screening/run.py --only-budget --no-report --no-results "
+               "--only autoencoder-multi-50@Week4_27801 --only=byol-50@Week4_27821 --partial --set train.seed=1")
+    assert bench.study_command(session) == ("python benchmarks/screening/run.py --only-budget --no-report "
+                                            "--set train.seed=1")
+    from biorep.study.session import prepare_study
+
+    prep = prepare_study(bench.CONFIGS["gray"], out=tmp_path / "gray")
+    _fake_study(prep)
+    path = prep.out / "benchmark.json"
+    path.write_text(path.read_text().replace('"python benchmarks/screening/run.py"', json.dumps(session)))
+    bench.write_results({"gray": prep}, tmp_path / "RESULTS.md")
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "--only" not in text.replace("--only-budget", "").replace("--only RUN", "")
+    assert json.loads((tmp_path / "results.json").read_text())["commands"] == [bench.study_command(session)]
+
+
 def _drop_run(prep, name: str) -> None:
     RunPaths(prep.out / "runs" / name).evaluation.unlink()
 

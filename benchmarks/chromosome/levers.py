@@ -44,8 +44,13 @@ DEFAULT_OUT = REPO / "runs" / "chromosome-levers"
 DEFAULT_RESULTS = HERE / "LEVERS.md"
 ARCHIVE = HERE / "archive"
 BASE = "base"
-#: The seed ensemble: its members, in order.
-SEED_ENSEMBLE = ("base", "base-s1", "base-s2")
+#: The seed ensembles (``ensembles.json`` key → its members, in order; the first names the recipe). One
+#: is scored where the study has all its members: the base's seeds, and the longest recipe's.
+ENSEMBLE_SETS = {
+    "base-seeds": ("base", "base-s1", "base-s2"),
+    "long-seeds": ("epochs-10-canvas-128x64", "epochs-10-canvas-128x64-s1", "epochs-10-canvas-128x64-s2"),
+}
+SEED_ENSEMBLE = ENSEMBLE_SETS["base-seeds"]
 ENSEMBLES = "ensembles.json"
 DEFAULT_TITLE = "Levers of the fast CPU recipe on Pki-3 held-out cases"
 
@@ -71,14 +76,20 @@ def _member_key(run: Path) -> str:
     return hashlib.sha1(RunPaths(run).summary.read_bytes()).hexdigest()
 
 
-def seed_members(out: Path) -> list[str]:
-    """The seed runs the ensemble can use: :data:`SEED_ENSEMBLE`, less finished runs restored from the
-    archive without their checkpoints (when at least two are left; else all, and it waits)."""
+def seed_members(out: Path, seeds: Sequence[str] = SEED_ENSEMBLE) -> list[str]:
+    """The seed runs an ensemble can use: ``seeds``, less finished runs restored from the archive
+    without their checkpoints (when at least two are left; else all, and it waits)."""
     from biorep.study import archivable, is_restored
 
-    usable = [m for m in SEED_ENSEMBLE
+    usable = [m for m in seeds
               if not (archivable(out / "runs" / m) and is_restored(out / "runs" / m))]
-    return usable if len(usable) >= 2 else list(SEED_ENSEMBLE)
+    return usable if len(usable) >= 2 else list(seeds)
+
+
+def ensemble_label(key: str, members: Sequence[str]) -> str:
+    """The ensemble's row name: ``ensemble of N seeds`` (the base's), ``… of RECIPE`` for another recipe."""
+    recipe = ENSEMBLE_SETS[key][0]
+    return f"ensemble of {len(members)} seeds" + ("" if recipe == BASE else f" of {recipe}")
 
 
 def read_ensembles(out: Path) -> dict[str, Any]:
@@ -152,12 +163,11 @@ def verdict(diff: Any, val_diff: float | None) -> str:
     return "within noise"
 
 
-def render(setups: list[Any], ensemble: Any | None, *, command: str, invocation: dict[str, Any],
-           machine: dict[str, Any], study_path: str, ensemble_val: float | None = None,
-           ensemble_members: Sequence[str] = SEED_ENSEMBLE,
-           title: str = DEFAULT_TITLE,
+def render(setups: list[Any], ensembles: Sequence[tuple[Any, float | None, Sequence[str]]] = (), *, command: str,
+           invocation: dict[str, Any], machine: dict[str, Any], study_path: str, title: str = DEFAULT_TITLE,
            missing: Sequence[str] = ()) -> tuple[str, dict[str, Any]]:
-    """LEVERS.md and levers.json from the setups (one named ``base``) and the seed ensemble."""
+    """LEVERS.md and levers.json from the setups (one named ``base``) and the seed ensembles, each
+    ``(setup, validation accuracy, members)``."""
     b = _bench()
     by = {s.name: s for s in setups}
     if BASE not in by:
@@ -167,9 +177,10 @@ def render(setups: list[Any], ensemble: Any | None, *, command: str, invocation:
     spread = (max(s.accuracy for s in seeds) - min(s.accuracy for s in seeds)) if len(seeds) > 1 else None
     rows, payload = [], {"study": study_path, "invocation": invocation, "setups": {}, "seed_spread": spread,
                          "missing_runs": list(missing)}
-    for s in [*setups, *([ensemble] if ensemble is not None else [])]:
-        is_ens = s is ensemble
-        val = ensemble_val if is_ens else s.mean(lambda r: r.val_accuracy)
+    of_ensemble = {id(e): (val, members) for e, val, members in ensembles}
+    for s in [*setups, *(e for e, _, _ in ensembles)]:
+        is_ens = id(s) in of_ensemble
+        val = of_ensemble[id(s)][0] if is_ens else s.mean(lambda r: r.val_accuracy)
         minutes = sum(float(r.summary["wall_time_s"]) for r in s.runs) / 60 if is_ens else s.train_minutes
         if s.name == BASE:
             d, answer, val_d = None, "—", None
@@ -189,7 +200,7 @@ def render(setups: list[Any], ensemble: Any | None, *, command: str, invocation:
             "assembled_accuracy": s.assembled, "assembled_ci": list(s.assembled_ci), "train_minutes": minutes,
             "difference": None if d is None else d.difference, "difference_ci": None if d is None else list(d.ci),
             "assembled_difference": None if d is None else d.assembled_difference,
-            "verdict": answer, "members": list(ensemble_members) if is_ens else None,
+            "verdict": answer, "members": list(of_ensemble[id(s)][1]) if is_ens else None,
         }
     when = invocation["finished"]
     lines = [
@@ -209,9 +220,9 @@ def render(setups: list[Any], ensemble: Any | None, *, command: str, invocation:
         "|---|---:|---:|---:|---:|---:|---:|---|",
         *rows, "",
     ]
-    if ensemble is not None:
-        alone = ", ".join(f"{m} {b.pct(by[m].accuracy, 2)}" for m in ensemble_members if m in by)
-        lines += [f"*ensemble*: mean class probabilities of {', '.join(ensemble_members)} (`biorep ensemble`; "
+    for ensemble, _, members in ensembles:
+        alone = ", ".join(f"{m} {b.pct(by[m].accuracy, 2)}" for m in members if m in by)
+        lines += [f"*{ensemble.name}*: mean class probabilities of {', '.join(members)} (`biorep ensemble`; "
                   f"alone: {alone}); its Δ is against the base like every row, and its train minutes are the "
                   "members' sum.", ""]
     lines += [
@@ -272,30 +283,35 @@ def main(argv: Sequence[str] | None = None) -> int:
                           only=args.only)
             finally:
                 sync()
-        kept = read_ensembles(out).get("base-seeds", {}).get("members") or []
-        # a scored ensemble keeps its members while they are finished (restored ones included)
-        members = kept if kept and all(archivable(out / "runs" / m) for m in kept) else seed_members(out)
-        if score_ensemble(out, members, "base-seeds") is not None:
-            sync()
+        grid = expand_grid(study)
+        names = {spec.name for spec in grid}
+        sets = {key: seeds for key, seeds in ENSEMBLE_SETS.items() if set(seeds) <= names}
+        for key, seeds in sets.items():
+            kept = read_ensembles(out).get(key, {}).get("members") or []
+            # a scored ensemble keeps its members while they are finished (restored ones included)
+            members = kept if kept and all(archivable(out / "runs" / m) for m in kept) else seed_members(out, seeds)
+            if score_ensemble(out, members, key) is not None:
+                sync()
         if args.only:
             print(f"ran {', '.join(args.only)}; LEVERS.md is written when every setup has run")
             return 0
-        grid = expand_grid(study)
         missing = b.missing_runs(out, grid) if args.partial else []
         setups = b.aggregate(b.collect(out, grid, partial=args.partial))
-        rec = read_ensembles(out).get("base-seeds")
         by = {s.name: s for s in setups}
-        members = list(rec["members"]) if rec else []
-        ens = None if rec is None or not all(m in by for m in members) else \
-            ensemble_setup(rec, [r for m in members for r in by[m].runs], f"ensemble of {len(members)} seeds")
+        ensembles = []
+        for key in sets:
+            rec = read_ensembles(out).get(key)
+            members = list(rec["members"]) if rec else []
+            if rec is not None and all(m in by for m in members):
+                ens = ensemble_setup(rec, [r for m in members for r in by[m].runs], ensemble_label(key, members))
+                ensembles.append((ens, rec.get("val_accuracy"), members))
         invocation = {"finished": _dt.datetime.now().strftime("%Y-%m-%d %H:%M"), "load_start": load_start,
                       "load_end": b.loadavg(), "wall_s": round(time.perf_counter() - t0, 1)}
         study_path = os.path.relpath(args.study.resolve(), REPO)
         title = DEFAULT_TITLE if args.study.resolve() == DEFAULT_STUDY.resolve() else \
             f"Study {study.name}: each setup against its base on Pki-3 held-out cases"
-        text, payload = render(setups, ens, command=command, invocation=invocation, machine=b.machine_info(),
-                               study_path=study_path, ensemble_val=None if rec is None else rec.get("val_accuracy"),
-                               ensemble_members=members, missing=missing, title=title)
+        text, payload = render(setups, ensembles, command=command, invocation=invocation, machine=b.machine_info(),
+                               study_path=study_path, missing=missing, title=title)
         atomic_write_text(args.results, text)
         write_json(args.results.with_name(args.results.stem.lower() + ".json"), payload)  # LEVERS.md: levers.json
         print(f"wrote {args.results}")

@@ -99,6 +99,39 @@ def test_levers_report_names_the_members_of_a_two_seed_ensemble(levers, tmp_path
     assert ens["members"] == ["base-s1", "base-s2"] and ens["train_minutes"] == pytest.approx(20.0)
 
 
+def test_levers_report_scores_each_seed_ensemble_the_study_has(levers, tmp_path: Path) -> None:
+    long = levers.ENSEMBLE_SETS["long-seeds"]
+    path = tmp_path / "levers.yaml"
+    path.write_text(yaml.safe_dump({"name": "fake-levers", "base": {}, "extra": [
+        {"label": "base"}, {"label": "base-s1", "train.seed": 1}, {"label": "base-s2", "train.seed": 2},
+        *({"label": name, "train.seed": 10 + i} for i, name in enumerate(long))]}))
+    out = tmp_path / "study"
+    accs = {"base": 0.80, "base-s1": 0.81, "base-s2": 0.79, **dict(zip(long, (0.90, 0.91, 0.89)))}
+    for name, acc in accs.items():
+        fake_run(out, name, acc)
+
+    def record(members: list[str], wrong: int) -> dict:
+        crops = {"id": [str(1000 + i) for i in range(N_CROPS)], "group": [f"c{i % N_CASES}" for i in range(N_CROPS)],
+                 "correct": [i >= wrong for i in range(N_CROPS)], "correct_assembled": [True] * N_CROPS}
+        return {"members": members, "accuracy": 1 - wrong / N_CROPS, "crops": crops}
+
+    (out / levers.ENSEMBLES).write_text(json.dumps({"base-seeds": record(list(levers.SEED_ENSEMBLE), 10),
+                                                    "long-seeds": record(list(long), 2)}))
+    results = tmp_path / "LEVERS.md"
+    assert levers.main(["--study", str(path), "--out", str(out), "--results", str(results),
+                        "--report-only", "--no-archive"]) == 0
+    md = results.read_text()
+    label = f"ensemble of 3 seeds of {long[0]}"
+    rows = {line.split("|")[1].strip(): line for line in md.splitlines() if line.startswith("| ")}
+    assert {"ensemble of 3 seeds", label} <= set(rows)
+    assert f"*{label}*: mean class probabilities of {', '.join(long)}" in md
+    assert f"alone: {long[0]} 90.00 %, {long[1]} 91.00 %, {long[2]} 89.00 %" in md
+    setups = json.loads((tmp_path / "levers.json").read_text())["setups"]
+    assert setups[label]["members"] == list(long) and setups["ensemble of 3 seeds"]["members"] == list(levers.SEED_ENSEMBLE)
+    assert setups[label]["test_accuracy"] == pytest.approx(1 - 2 / N_CROPS)
+    assert setups[label]["test_accuracy"] > setups["ensemble of 3 seeds"]["test_accuracy"]
+
+
 def test_levers_partial_report_names_the_setups_not_run(levers, tmp_path: Path) -> None:
     out = tmp_path / "study"
     for name in ("base", "ema"):

@@ -860,7 +860,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.archive_only and args.no_archive:
         ap.error("--archive-only and --no-archive exclude each other")
 
-    from biorep.errors import RunDirError
+    from biorep.errors import RunDirError, Terminated
     from biorep.study import is_restored
     from biorep.study.session import prepare_study, run_prepared
 
@@ -904,6 +904,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 result = run_prepared(prep, report=not args.no_report,
                                       echo=lambda msg: print(msg, flush=True),
                                       evaluate_fn=archiving_evaluate(prep, lambda: save({}, False)))
+            except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (biorep.errors.Terminated)
+                print(f"interrupted ({'SIGTERM' if isinstance(exc, Terminated) else 'SIGINT'}); the finished "
+                      f"runs are kept in {rel(prep.out)}: run the same command again to resume",
+                      file=sys.stderr, flush=True)
+                return int(getattr(exc, "exit_code", 130))
             finally:  # also when interrupted: the session so far and the finished runs are kept
                 save(result.timings if result is not None else {}, result is not None)
             restored = [s.name for s in prep.setups if is_restored(prep.out / "runs" / s.name)]

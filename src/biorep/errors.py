@@ -45,6 +45,16 @@ class TrainingInterrupted(KeyboardInterrupt):
                 f"`biorep train {config or 'CONFIG'} --out {self.out} --resume`")
 
 
+class Terminated(KeyboardInterrupt):
+    """A SIGTERM raised as Ctrl-C in a process that waits on a training child (a study), so the same
+    wind-down runs; it carries the signal's conventional exit status, 143."""
+
+    exit_code = 143
+
+    def __init__(self) -> None:
+        super().__init__("SIGTERM")
+
+
 def validation_message(exc: Any, *, prefix: str = "") -> str:
     """One line for a pydantic ``ValidationError``: each problem as ``KEY=VALUE: what is wrong``.
 

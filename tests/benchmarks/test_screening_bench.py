@@ -294,3 +294,24 @@ def test_costs_compare_within_views_when_no_fold_shares_one_hardware(bench, tmp_
     cost = json.loads((tmp_path / "results.json").read_text())["configurations"]["gray"]["findings"][
         "Regularized costs the most"]
     assert "none/one on Week4_27801" not in cost["compared_within"] and len(cost["compared_within"]) == 11
+
+
+def test_sigterm_ends_the_script_with_one_line_and_143(bench, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """A SIGTERM while a study trains (``sigterm_as_interrupt`` raises ``Terminated``) ends main() with
+    the resume hint and the signal's status, not a traceback; the session is still recorded."""
+    import biorep.study.session as session
+    from biorep.errors import Terminated
+
+    def terminated(*args, **kwargs):
+        raise Terminated()
+
+    monkeypatch.setattr(session, "run_prepared", terminated)
+    root = tmp_path / "runs"
+    rc = bench.main(["--only-budget", "--no-archive", "--no-report", "--out-root", str(root),
+                     "--results", str(tmp_path / "RESULTS.md")])
+    err = capsys.readouterr().err
+    assert rc == 143
+    assert "interrupted (SIGTERM)" in err and "run the same command again to resume" in err
+    assert (root / bench.CONFIGS["budget"].stem / "benchmark.json").is_file()
+    assert not (tmp_path / "RESULTS.md").exists()

@@ -233,3 +233,19 @@ def test_chromosome_configs_share_the_grid_and_differ_in_budget_and_augmentation
     longer = {which: {x.train.epochs for x, s in zip(c, p.setups) if "ce_time" in s.name}
               for (which, c), p in zip(cfgs.items(), (cpu, gpu))}
     assert longer == {"cpu": {8}, "gpu": {136}}
+
+
+def test_sigterm_ends_biorep_study_with_143(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """A SIGTERM while the study waits on its training child (``sigterm_as_interrupt`` raises
+    ``Terminated``) exits 143 with the resume hint, not click's bare 130 "aborted"."""
+    import biorep.cli.study as cli_study
+    from biorep.errors import Terminated
+
+    def terminated(*args, **kwargs):
+        raise Terminated()
+
+    monkeypatch.setattr(cli_study, "run_prepared", terminated)
+    out = tmp_path / "study"
+    assert _run(["study", str(_write(tmp_path, TINY)), "--out", str(out)]) == 143
+    assert "run the same command again to resume the study" in " ".join(capsys.readouterr().out.split())

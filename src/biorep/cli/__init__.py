@@ -250,7 +250,7 @@ def main(argv: list[str] | None = None) -> None:
                 console.print(str(cause), highlight=False, soft_wrap=True)
                 sys.exit(cause.exit_code)
             console.print("aborted")
-            sys.exit(130)
+            sys.exit(int(getattr(cause, "exit_code", 130)))  # 143 for a SIGTERM (errors.Terminated)
         if exit_ and isinstance(exc, exit_):
             sys.exit(int(getattr(exc, "exit_code", 0) or 0))
         if _is_click_error(exc):

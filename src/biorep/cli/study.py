@@ -128,9 +128,9 @@ def study_cmd(
     prep = prepare_study(config, set_, out=out, only=only or None)
     try:
         result = run_prepared(prep, report=report, isolate=isolate, echo=_echo, projection=projection)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # handled here: typer turns an escaping one into a bare Exit(130)
         _echo(f"interrupted; run the same command again to resume the study in {prep.out}")
-        raise
+        raise typer.Exit(int(getattr(exc, "exit_code", 130))) from exc  # 143 for SIGTERM
     if not result.table.empty:
         _out.print(results_rich_table(result.table, f"study {prep.study.name} — {prep.out}"))
     _echo(f"results: {prep.out / 'results.csv'} and results.md ({fmt_seconds(result.wall_time_s)})")

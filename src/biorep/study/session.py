@@ -30,7 +30,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from biorep.errors import ConfigError, RunDirError
+from biorep.errors import ConfigError, RunDirError, Terminated
 from biorep.rundir import REPORT, RunPaths, read_summary
 
 _STATES = {
@@ -212,7 +212,7 @@ def sigterm_as_interrupt() -> Iterator[None]:
         return
 
     def _raise(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt("SIGTERM")
+        raise Terminated()
 
     previous = signal.signal(signal.SIGTERM, _raise)
     try:

@@ -123,3 +123,25 @@ def test_the_table_title_says_how_many_images_were_scored(capsys: pytest.Capture
     print_results({"knn": {"split": "all", "n": 36, "summary": {"n": 34, "accuracy": 0.5}}})
     out = " ".join(capsys.readouterr().out.split())
     assert "knn (all, 36 images, 34 scored)" in out
+
+
+def test_other_data_without_the_runs_classes_is_an_error(karyotype_copy: Path, tmp_path: Path, cli: Callable) -> None:
+    """``--data`` whose labels share no class with the run scored accuracy 0 and said "all labels are
+    missing"; a folder without labels evaluated nothing and still said "results in …" with status 0."""
+    from PIL import Image
+
+    named = tmp_path / "named"
+    flat = tmp_path / "flat"
+    rng = np.random.default_rng(0)
+    for folder in (named / "a", named / "b", flat):
+        folder.mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(rng.integers(0, 255, (48, 24), dtype=np.uint8)).save(folder / f"{i}.png")
+    before = (karyotype_copy / "evaluation.json").read_text() if (karyotype_copy / "evaluation.json").exists() else None
+
+    code, out, err = cli("evaluate", karyotype_copy, "--data", named, "--only", "classification", "--no-progress")
+    assert code == 2 and "is a class of the model" in err and "'a', 'b'" in err, err
+    code, out, err = cli("evaluate", karyotype_copy, "--data", flat, "--no-progress")
+    assert code == 2 and "nothing could be evaluated" in err and "results in" not in out, (out, err)
+    after = (karyotype_copy / "evaluation.json").read_text() if (karyotype_copy / "evaluation.json").exists() else None
+    assert after == before

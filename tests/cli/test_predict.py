@@ -146,3 +146,19 @@ def test_predict_passes_manifest_metadata_through_as_written(karyotype_copy: Pat
     assert code == 0, err
     row = pd.read_csv(tmp_path / "p.csv", dtype=str, keep_default_na=False).iloc[0]
     assert row["plate"] == "001" and row["note"] == "NA"
+
+
+def test_many_unreadable_images_make_one_bounded_error(karyotype_copy: Path, tmp_path: Path, cli: Callable,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    """Every image with the wrong channel count: one line naming the problem, how many files have it
+    and a few of them (it listed every file: 20 kB for 300 images), and no "predictions may be wrong"
+    warning when nothing is predicted."""
+    folder = tmp_path / "rgb"
+    folder.mkdir()
+    for i in range(6):  # 5-channel arrays for a grey run
+        np.save(folder / f"{i}.npy", np.full((5, 40, 20), 30 * i, dtype=np.uint8))
+    code, _, err = cli("predict", karyotype_copy, folder, "--out", tmp_path / "p.csv")
+    assert code == 2 and "no image could be read" in err, err
+    assert "6 files: " in err and "5 channel" in err and "and 3 more" in err and "5.npy" not in err, err
+    assert "may be wrong" not in caplog.text
+    assert not (tmp_path / "p.csv").exists()

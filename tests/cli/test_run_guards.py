@@ -160,3 +160,33 @@ def test_train_overwrite_refuses_a_folder_that_is_not_a_run(tmp_path: Path, cli:
     assert code == 2 and "is not a biorep run directory" in err and "userdata" in err
     assert (folder / "notes" / "thesis.txt").read_text() == "precious"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["userdata"]  # nothing moved aside or left behind
+
+
+def test_train_overwrite_refuses_a_user_folder_with_a_config_yaml(tmp_path: Path, cli: Callable) -> None:
+    """A user's project folder that holds its own ``config.yaml`` is not a run: ``--overwrite`` used to
+    delete it whole (the test was "has a config.yaml")."""
+    smoke = Path(__file__).resolve().parents[2] / "configs" / "synthetic-smoke.yaml"
+    folder = tmp_path / "project"
+    (folder / "src").mkdir(parents=True)
+    (folder / "config.yaml").write_text("mine: true\n")
+    (folder / "important.csv").write_text("a,b\n1,2\n")
+    code, _, err = cli("train", smoke, "--out", folder, "--overwrite", "--set", "train.epochs=1")
+    assert code == 2 and "is not a biorep run directory" in err and "project" in err
+    assert (folder / "important.csv").is_file() and (folder / "config.yaml").read_text() == "mine: true\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["project"]
+
+
+def test_train_overwrite_refuses_the_current_folder(tmp_path: Path, cli: Callable,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--out . --overwrite`` (or a folder above the current one) was a traceback that left a
+    ``state.json`` behind; now a one-line refusal, nothing written."""
+    smoke = Path(__file__).resolve().parents[2] / "configs" / "synthetic-smoke.yaml"
+    here = tmp_path / "work" / "sub"
+    here.mkdir(parents=True)
+    (here / "keep.txt").write_text("mine")
+    monkeypatch.chdir(here)
+    for out in (".", ".."):
+        code, _, err = cli("train", smoke, "--out", out, "--overwrite", "--set", "train.epochs=1")
+        assert code == 2 and "the folder you work in" in err, err
+    assert sorted(p.name for p in here.iterdir()) == ["keep.txt"]
+    assert sorted(p.name for p in (tmp_path / "work").iterdir()) == ["sub"]

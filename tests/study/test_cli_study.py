@@ -249,3 +249,26 @@ def test_sigterm_ends_biorep_study_with_143(tmp_path: Path, monkeypatch: pytest.
     out = tmp_path / "study"
     assert _run(["study", str(_write(tmp_path, TINY)), "--out", str(out)]) == 143
     assert "run the same command again to resume the study" in " ".join(capsys.readouterr().out.split())
+
+
+def test_study_refuses_a_non_empty_folder_that_is_no_study(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--out`` on a user's folder (or a training run) used to replace its results.csv / results.md /
+    report.html without asking; now refused before anything is written."""
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "results.csv").write_text("my,table\n")
+    assert _run(["study", str(_write(tmp_path, TINY)), "--out", str(out), "--no-isolate"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "is not a biorep study folder" in err and "mine" in err
+    assert sorted(p.name for p in out.iterdir()) == ["results.csv"] and (out / "results.csv").read_text() == "my,table\n"
+
+
+@pytest.mark.parametrize("name", ["/tmp/elsewhere", "../../outside", "..", "a/b"])
+def test_study_name_must_be_a_folder_name(name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The default folder is runs/<name>: a name with a path in it wrote outside runs/."""
+    cfg = _write(tmp_path, {**copy.deepcopy(TINY), "name": name})
+    assert _run(["study", str(cfg)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "invalid study config: name=" in err and "is not a folder name" in err
+    assert "errors.pydantic.dev" not in err  # one line per field, not pydantic's dump
+    assert not Path(name).exists() or name == ".."

@@ -103,7 +103,8 @@ def test_existing_run_dir_is_not_touched(tmp_path: Path) -> None:
 def test_overwrite_replaces_the_run(tmp_path: Path) -> None:
     run = tmp_path / "run"
     run.mkdir()
-    (run / "config.yaml").write_text("method: {name: autoencoder}\n")  # an earlier run's folder
+    (run / "config.yaml").write_text("method: {name: autoencoder}\n")  # an earlier run's folder: its
+    (run / "data.json").write_text("{}")  # config.yaml beside a run's own file (a config.yaml alone is not)
     (run / "old.txt").write_text("x")
     train(
         load_config(SMOKE, ["train.limit_train_batches=1", "train.limit_val_batches=1"]), run, overwrite=True

@@ -99,7 +99,17 @@ class EvalContext:
         """Label of every row as an index into :meth:`class_names` (−1 when missing or unknown)."""
         if self.label_column is None:
             raise ConfigError("this evaluation needs a label column (label_column)")
-        return encode_labels(self.meta[self.label_column], self.class_names())
+        names = self.class_names()
+        values = self.meta[self.label_column]
+        y = encode_labels(values, names)
+        given = values.dropna().astype(str)
+        if len(given) and (y < 0).all():  # labels there, none of them a class: scores would be meaningless
+            seen = sorted(given.unique(), key=_natural_key)
+            raise DataError(
+                f"no label in column {self.label_column!r} is a class of the model: the data has "
+                f"{_some(seen)}, the model knows {_some(names)} (rename the data's classes to the model's)"
+            )
+        return y
 
     def probabilities(self) -> np.ndarray | None:
         """``probs`` if given, else ``softmax(logits)``, else None."""
@@ -217,3 +227,9 @@ def _natural_key(s: str) -> tuple[int, float, str]:
         return (0, float(s), s)
     except ValueError:
         return (1, 0.0, s)
+
+
+def _some(values: Sequence[str], shown: int = 6) -> str:
+    """``'a', 'b', … (N in all)`` — a short list for an error line."""
+    head = ", ".join(repr(v) for v in values[:shown])
+    return head if len(values) <= shown else f"{head}, … ({len(values)} in all)"

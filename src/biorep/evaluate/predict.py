@@ -177,11 +177,10 @@ def predict_images(
             errors[i] = str(exc).removeprefix(f"{f}: ")
         except Exception as exc:  # any decoder failure is a per-file problem here
             errors[i] = f"cannot read image ({type(exc).__name__}: {exc})"
-    _check_like_training(run, seen, strict)
     ok = sorted(arrays)
     if not ok:
-        detail = "; ".join(f"{f}: {e}" for f, e in zip(files, errors))
-        raise DataError(f"predict: no image could be read ({detail})")
+        raise DataError(f"predict: no image could be read ({summarise_errors(files, errors)})")
+    _check_like_training(run, seen, strict)
     classes = knn.classes if knn is not None else [str(c) for c in run.classes]
     probs = np.full((len(files), len(classes)), np.nan)
     dev = _device(device)
@@ -208,6 +207,23 @@ def predict_images(
     table["predicted_by"] = np.where(good, f"knn (k={knn.k}, training images)" if knn else "classifier", None)
     table["error"] = errors
     return table
+
+
+def summarise_errors(files: list[Any], errors: list[str | None], examples: int = 3) -> str:
+    """One bounded line for many per-file errors: each distinct problem once, with how many files have
+    it and the first ``examples`` of them (300 images with one wrong channel count made a 20 kB line)."""
+    by_problem: dict[str, list[str]] = {}
+    for f, e in zip(files, errors):
+        if e is not None:
+            by_problem.setdefault(e, []).append(str(f))
+    parts = []
+    for problem, names in by_problem.items():
+        if len(names) == 1:
+            parts.append(f"{names[0]}: {problem}")
+            continue
+        more = f" and {len(names) - examples} more" if len(names) > examples else ""
+        parts.append(f"{len(names)} files: {problem} (e.g. {', '.join(names[:examples])}{more})")
+    return "; ".join(parts)
 
 
 def _check_like_training(run: LoadedRun, seen: list[tuple[str, int, int, int]], strict: bool) -> None:

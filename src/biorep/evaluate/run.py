@@ -37,7 +37,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from biorep.errors import BiorepError
+from biorep.errors import BiorepError, DataError
 from biorep.rundir import RunPaths
 from biorep.evaluate.context import EvalResult, run_evaluation
 from biorep.evaluate.evaluator import (
@@ -165,6 +165,10 @@ def evaluate_run(
         n = int(len(ctx.split()[1]))
         results[key] = ev.record(res, n)
         done.append((key, res))
+    if not done:  # every evaluation was skipped (or none applies): say why, instead of "results in …"
+        why = "; ".join(f"{r['name']}: {r['error']}" for r in results.values()) or "no evaluation applies"
+        raise DataError(f"evaluate {ev.run_dir}{f' --data {data}' if data is not None else ''}: nothing could "
+                        f"be evaluated ({why})")
     out_dir = RunPaths(ev.run_dir).evaluation_dir
     for key, res in done:
         res.save(out_dir, stem=key)

@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from biorep.errors import ConfigError
+from biorep.errors import ConfigError, validation_message
 
 
 class SetupSpec(BaseModel):
@@ -71,6 +71,15 @@ class StudyConfig(BaseModel):
         description="each a dict of overrides with a 'label'; every setup runs once per fold",
     )
 
+    @field_validator("name")
+    @classmethod
+    def _name_is_a_folder_name(cls, name: str) -> str:
+        """The default study folder is ``runs/<name>``: a name must not reach outside it."""
+        if not name.strip() or name in (".", "..") or any(c in name for c in "/\\") or not name.isprintable():
+            raise ValueError(f"{name!r} is not a folder name (no '/', '\\', '.' or '..'; the study folder "
+                             "is runs/<name> unless --out says otherwise)")
+        return name
+
     @field_validator("folds")
     @classmethod
     def _folds_labelled(cls, folds: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -105,8 +114,8 @@ def load_study(path: str | Path, overrides: list[str] | None = None) -> tuple[St
         raise ConfigError(f"{path}: not valid YAML ({exc})") from None
     try:
         study = StudyConfig.model_validate(raw)
-    except Exception as exc:  # pydantic ValidationError: name the file
-        raise ConfigError(f"{path}: invalid study config: {exc}") from None
+    except ValidationError as exc:  # name the file and each field
+        raise ConfigError(f"{path}: invalid study config: {validation_message(exc)}") from None
     if isinstance(study.base, str):
         base_path = (path.parent / study.base).resolve()
         if not base_path.is_file():

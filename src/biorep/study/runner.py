@@ -34,7 +34,8 @@ def run_state(run_dir: Path) -> str:
 
 
 def _check_same_study(out_dir: Path, fingerprint: dict[str, Any], log: Callable[[str], None] = print) -> None:
-    """Refuse to mix two different studies in one folder (a resumed study must be the same one).
+    """Refuse to mix two different studies in one folder (a resumed study must be the same one), or
+    to write a study into a non-empty folder that holds none (its files would be replaced).
 
     A study may grow: the same name and base with every earlier setup unchanged, plus new setups,
     is accepted (the finished runs are kept) and ``study.json`` is updated.
@@ -44,6 +45,11 @@ def _check_same_study(out_dir: Path, fingerprint: dict[str, Any], log: Callable[
     path = out_dir / STUDY
     new = json.loads(json.dumps(fingerprint, default=str))
     if not path.is_file():
+        if out_dir.is_dir() and any(out_dir.iterdir()):  # a user's folder, or a run: never written into
+            raise RunDirError(
+                f"{out_dir}: is not empty and is not a biorep study folder (no {STUDY}); choose another "
+                "--out, or empty the folder yourself"
+            )
         write_json(path, fingerprint)
         return
     old = read_json(path)

@@ -47,9 +47,16 @@ def check_run_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
         return
     if out.exists() and not out.is_dir():
         raise RunDirError(f"{out}: exists and is not a directory")
+    here = Path.cwd().resolve()
+    if out.is_dir() and overwrite and (out.resolve() == here or out.resolve() in here.parents):
+        raise RunDirError(
+            f"{out}: is the current folder or holds it; --overwrite cannot replace the folder you work "
+            "in: run from elsewhere or choose another --out"
+        )
     if out.is_dir() and any(out.iterdir()) and overwrite and not _is_run_dir(out):
         raise RunDirError(
-            f"{out}: is not empty and is not a biorep run directory (no {CONFIG} or {STATE}); --overwrite "
+            f"{out}: is not empty and is not a biorep run directory (no {STATE}, or a {CONFIG} without the run's "
+            "data.json, summary.json or checkpoints/); --overwrite "
             "replaces only a run: choose another --out, or empty or remove the folder yourself"
         )
     if out.is_dir() and any(out.iterdir()) and not overwrite:
@@ -66,11 +73,18 @@ def check_run_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
 
 
 def _is_run_dir(out: Path) -> bool:
-    """A biorep run (its ``config.yaml`` or ``state.json``), or what a run's start left before it failed
-    (only empty folders such as ``checkpoints/``): the folders ``--overwrite`` may replace."""
+    """A biorep run — a ``state.json`` biorep can read, or a ``config.yaml`` beside a run's own files
+    (``data.json``, ``summary.json``, ``checkpoints/``) — or what a run's start left before it failed
+    (only empty folders such as ``checkpoints/``): the folders ``--overwrite`` may replace. A user's
+    folder that merely holds a ``config.yaml`` is not one."""
     paths = RunPaths(out)
-    if paths.config.is_file() or paths.state.is_file():
-        return True
+    if paths.state.is_file():
+        try:
+            return read_state(out) is not None
+        except RunDirError:
+            return False
+    if paths.config.is_file():
+        return paths.data.is_file() or paths.summary.is_file() or paths.checkpoints.is_dir()
     return all(p.is_dir() for p in out.rglob("*"))
 
 
@@ -88,7 +102,8 @@ class Replacement:
 
     def begin(self) -> None:
         if self.out.is_dir() and any(self.out.iterdir()):
-            self.aside = self.out.with_name(f".{self.out.name}.replaced-{os.getpid()}")
+            real = self.out.resolve()  # "--out runs/x/.." has no usable name of its own
+            self.aside = real.with_name(f".{real.name}.replaced-{os.getpid()}")
             if self.aside.exists():
                 shutil.rmtree(self.aside)
             os.replace(self.out, self.aside)

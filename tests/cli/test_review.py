@@ -124,3 +124,13 @@ def test_review_of_other_data_lays_out_every_karyogram(karyotype_copy: Path, cli
     assert len(data["karyograms"]) == 5  # of the 8, flagged first
     files = {c["file"] for k in data["karyograms"] for c in k["crops"]}
     assert files <= set(src.files) and len(files) == 5 * 46
+
+
+@pytest.mark.parametrize("verb", ["review", "karyotype"])
+def test_option_without_equals_names_what_the_user_typed(verb: str, karyotype_copy: Path, cli: Callable) -> None:
+    """``-o page.html`` (read as an output file, as in ``predict``) quoted ``'karyotype.page.html'``,
+    text the user never typed; now it quotes their word and points to --out. Nothing is written."""
+    code, _, err = cli(verb, karyotype_copy, "-o", "page.html", "--no-progress")
+    assert code == 2 and "-o 'page.html': expected KEY=VALUE" in err and "--out" in err
+    assert "karyotype.page.html" not in err
+    assert not (karyotype_copy / "review.html").exists() and not (karyotype_copy / "page.html").exists()

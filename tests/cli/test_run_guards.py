@@ -190,3 +190,11 @@ def test_train_overwrite_refuses_the_current_folder(tmp_path: Path, cli: Callabl
         assert code == 2 and "the folder you work in" in err, err
     assert sorted(p.name for p in here.iterdir()) == ["keep.txt"]
     assert sorted(p.name for p in (tmp_path / "work").iterdir()) == ["sub"]
+
+
+def test_train_refuses_resume_with_overwrite(tmp_path: Path, cli: Callable) -> None:
+    """The two contradict each other (continue the run, replace the run): refused, nothing written."""
+    smoke = Path(__file__).resolve().parents[2] / "configs" / "synthetic-smoke.yaml"
+    code, _, err = cli("train", smoke, "--out", tmp_path / "run", "--resume", "--overwrite")
+    assert code == 2 and "--resume and --overwrite exclude each other" in err
+    assert not (tmp_path / "run").exists()

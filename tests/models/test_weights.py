@@ -103,5 +103,11 @@ def test_errors_name_the_file(tmp_path: Path) -> None:
         build_backbone(ModelConfig(weights=str(wrong)), 1, 64)
     junk = tmp_path / "junk.pt"
     junk.write_text("not a checkpoint")
-    with pytest.raises(ConfigError, match="cannot read"):
+    with pytest.raises(ConfigError, match="cannot read") as caught:
         build_backbone(ModelConfig(weights=str(junk)), 1, 64)
+    assert "\n" not in str(caught.value)  # one line, not PyTorch's paragraph
+    yaml_file = tmp_path / "config.yaml"  # a config passed where a checkpoint belongs
+    yaml_file.write_text("train: {epochs: 1}\n")
+    with pytest.raises(ConfigError, match="cannot read .* as a PyTorch checkpoint or state dict") as caught:
+        build_backbone(ModelConfig(weights=str(yaml_file)), 1, 64)
+    assert "weights_only=False" not in str(caught.value)  # no advice to unpickle an untrusted file

@@ -28,6 +28,17 @@ KNOWN_HINT = ("classification, knn, linear, karyotype, similarity, treated_vs_co
               "replicate_map, label_map, nsc")
 
 
+def parse_assembly_options(items: list[str]) -> dict[str, Any]:
+    """``karyotype``/``review``'s ``-o KEY=VALUE`` (assembly options, no evaluation name): each item is
+    checked as the user typed it, so an error quotes what they wrote (``-o page.html`` is no output)."""
+    for item in items:
+        key, sep, _ = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"-o {item!r}: expected KEY=VALUE, an assembly option (e.g. -o doubt_threshold=0.7); "
+                              "the output file is --out")
+    return parse_options([f"karyotype.{o}" for o in items]).get("karyotype", {})
+
+
 def parse_options(items: list[str], *, prefix_required: bool = True) -> dict[str, dict[str, Any]]:
     """``["knn.k=10", "similarity.a={compound: X}"]`` → ``{"knn": {"k": 10}, "similarity": {...}}``.
 

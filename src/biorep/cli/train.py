@@ -16,6 +16,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from biorep.errors import ConfigError
+
 _out = Console()
 
 
@@ -41,6 +43,9 @@ def train_cmd(
     from biorep.rundir import RunPaths, read_summary
     from biorep.training import load_config, train
 
+    if resume and overwrite:
+        raise ConfigError("--resume and --overwrite exclude each other: --resume continues the run in --out, "
+                          "--overwrite replaces it")
     overrides = list(set_)
     if data_root is not None:
         overrides.append(f"data.root={json.dumps(str(data_root))}")

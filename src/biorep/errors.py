@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 
@@ -53,6 +54,13 @@ class Terminated(KeyboardInterrupt):
 
     def __init__(self) -> None:
         super().__init__("SIGTERM")
+
+
+def short_list(items: Sequence[Any], limit: int, show: Callable[[Any], str] = str) -> str:
+    """``a, b, … (N in all)``: the first ``limit`` of ``items``, each through ``show``, for an error line
+    or a table cell."""
+    text = ", ".join(show(v) for v in items[:limit])
+    return text + (f", … ({len(items)} in all)" if len(items) > limit else "")
 
 
 def validation_message(exc: Any, *, prefix: str = "") -> str:

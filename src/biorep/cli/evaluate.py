@@ -28,28 +28,21 @@ KNOWN_HINT = ("classification, knn, linear, karyotype, similarity, treated_vs_co
               "replicate_map, label_map, nsc")
 
 
-def parse_assembly_options(items: list[str]) -> dict[str, Any]:
-    """``karyotype``/``review``'s ``-o KEY=VALUE`` (assembly options, no evaluation name): each item is
-    checked as the user typed it, so an error quotes what they wrote (``-o page.html`` is no output)."""
-    for item in items:
-        key, sep, _ = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"-o {item!r}: expected KEY=VALUE, an assembly option (e.g. -o doubt_threshold=0.7); "
-                              "the output file is --out")
-    return parse_options([f"karyotype.{o}" for o in items]).get("karyotype", {})
-
-
-def parse_options(items: list[str], *, prefix_required: bool = True) -> dict[str, dict[str, Any]]:
+def parse_options(items: list[str], *, section: str | None = None) -> dict[str, dict[str, Any]]:
     """``["knn.k=10", "similarity.a={compound: X}"]`` → ``{"knn": {"k": 10}, "similarity": {...}}``.
 
     Values are YAML (numbers, lists, ``{column: value}`` mappings); deeper keys (``a.b.c=1``) nest.
+    ``section``: every item is ``KEY=VALUE`` of that one (``karyotype``/``review``'s assembly options,
+    ``-o doubt_threshold=0.7``); errors quote the item as the user typed it.
     """
     out: dict[str, dict[str, Any]] = {}
     for item in items:
         key, sep, raw = item.partition("=")
-        parts = [p.strip() for p in key.split(".")]
+        parts = [*([section] if section else []), *(p.strip() for p in key.split("."))]
         if not sep or len(parts) < 2 or not all(parts):
-            raise ConfigError(f"-o {item!r}: expected NAME.KEY=VALUE, e.g. knn.k=10")
+            expected = (f"expected KEY=VALUE (a {section} option); the output file is --out" if section
+                        else "expected NAME.KEY=VALUE, e.g. knn.k=10")
+            raise ConfigError(f"-o {item!r}: {expected}")
         try:
             value = yaml.safe_load(raw) if raw.strip() else None
         except yaml.YAMLError as exc:

@@ -39,11 +39,11 @@ def karyotype_cmd(
     Writes RUN/karyotype/assignments.csv, summary.json and <karyogram>.png figures, and stores the
     result in RUN/evaluation.json under "karyotype".
     """
-    from biorep.cli.evaluate import check_options, parse_assembly_options
+    from biorep.cli.evaluate import check_options, parse_options
     from biorep.evaluate.run import karyotype_run
     from biorep.report.karyogram import draw_karyograms
 
-    opts = parse_assembly_options(option)
+    opts = parse_options(option, section="karyotype").get("karyotype", {})
     check_options({"karyotype": opts})
     # evaluate assigns, report draws: the verb composes the two stages (evaluate never imports report)
     summary = karyotype_run(run, data=data, split=split, max_images=max_images, options=opts,

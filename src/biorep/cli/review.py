@@ -35,11 +35,11 @@ def review_cmd(
 ) -> None:
     """Write an interactive review page: karyograms laid out by assigned class, doubtful crops in red;
     move crops, mark them, export the corrections as a CSV manifest for `biorep train`."""
-    from biorep.cli.evaluate import parse_assembly_options
+    from biorep.cli.evaluate import parse_options
     from biorep.evaluate.karyotype_run import assemble_run
     from biorep.report.review import REVIEW_FILE, write_review
 
-    opts = parse_assembly_options(option)
+    opts = parse_options(option, section="karyotype").get("karyotype", {})
     asm = assemble_run(run, data=data, split=split, options=opts, data_root=data_root,
                        progress=progress, device=device)
     suffix = asm.key.removeprefix("karyotype")

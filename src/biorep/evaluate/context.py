@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from biorep.errors import ConfigError, DataError
+from biorep.errors import ConfigError, DataError, short_list
 from biorep.registry import Registry
 from biorep.rundir import atomic_write, to_jsonable, write_json
 
@@ -107,7 +107,8 @@ class EvalContext:
             seen = sorted(given.unique(), key=_natural_key)
             raise DataError(
                 f"no label in column {self.label_column!r} is a class of the model: the data has "
-                f"{_some(seen)}, the model knows {_some(names)} (rename the data's classes to the model's)"
+                f"{short_list(seen, 6, repr)}, the model knows {short_list(names, 6, repr)} (rename the "
+                "data's classes to the model's)"
             )
         return y
 
@@ -228,8 +229,3 @@ def _natural_key(s: str) -> tuple[int, float, str]:
     except ValueError:
         return (1, 0.0, s)
 
-
-def _some(values: Sequence[str], shown: int = 6) -> str:
-    """``'a', 'b', … (N in all)`` — a short list for an error line."""
-    head = ", ".join(repr(v) for v in values[:shown])
-    return head if len(values) <= shown else f"{head}, … ({len(values)} in all)"

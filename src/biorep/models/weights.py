@@ -17,6 +17,7 @@ initialisation.
 from __future__ import annotations
 
 import logging
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -145,11 +146,10 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         else:
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any reader failure is the user's file
-        text = str(err).strip()
+        text = str(err).strip()  # torch's weights-only refusal is a paragraph advising weights_only=False
         why = ("not a PyTorch file, or one holding Python objects besides tensors, which are not "
-               "unpickled, for safety"
-               if "weights only" in text.lower() or "weights_only" in text
-               else (text.splitlines()[0] if text else type(err).__name__))
+               "unpickled, for safety") if isinstance(err, pickle.UnpicklingError) \
+            else (text.splitlines()[0] if text else type(err).__name__)
         raise ConfigError(f"model.weights: cannot read {path} as a PyTorch checkpoint or state dict ({why})") from None
     for _ in range(3):
         if isinstance(obj, dict) and not any(isinstance(v, torch.Tensor) for v in obj.values()):

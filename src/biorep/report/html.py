@@ -25,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 
-from biorep.errors import RunDirError
+from biorep.errors import RunDirError, short_list
 from biorep.report import evidence, figures
 from biorep.report.crops import crop_png, data_uri, load_crop, source_files
 from biorep.report.projection import PROJECTIONS, Projection, project_file
@@ -284,8 +284,7 @@ class _EvaluationRenderer:
 
 
 def _short_list(values: list[Any], limit: int = 40) -> str:
-    text = ", ".join(fmt(v) for v in values[:limit])
-    return text + (f", … ({len(values)} in all)" if len(values) > limit else "")
+    return short_list(values, limit, fmt)
 
 
 # ------------------------------------------------------------------------------------ crops

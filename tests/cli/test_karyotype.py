@@ -50,4 +50,7 @@ def test_karyotype_needs_a_chromosome_classifier(cells_copy: Path, karyotype_cop
     assert code == 2 and "has no classifier" in err
     code, _, err = cli("karyotype", karyotype_copy, "-o", "nonsense=1")
     assert code == 2 and "unknown option(s) nonsense" in err
+    code, _, err = cli("karyotype", karyotype_copy, "-o", "karyogram_column=cell", "--no-progress")
+    assert code == 2 and "data synthetic-karyotype: no karyogram column 'cell'" in err, err
+    assert "-o karyogram_column=NAME" in err and "Traceback" not in err
     assert not (karyotype_copy / "karyotype").exists()

@@ -109,6 +109,23 @@ def test_manifest_labels_and_groups_are_read_as_written(tmp_path: Path) -> None:
     assert src.meta["plate"].tolist() == ["001", "01", "1", "1", "1", "1"]
 
 
+def test_a_class_spelled_like_a_missing_value_gets_a_note(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """``NaN`` written by a spreadsheet stays a class, but the user is told how to mark "unlabeled";
+    declared classes (the user named it on purpose) and ordinary names get no note."""
+    man = tmp_path / "m.csv"
+    man.write_text("path,label\na.png,x\nb.png,NaN\nc.png,NaN\nd.png,\n")
+    classes, t = encode_labels(read_manifest(man))
+    assert classes == ["NaN", "x"] and t.tolist() == [1, 0, 0, -1]
+    assert "'NaN' (2 image(s)) spelled like a missing value" in " ".join(caplog.text.split())
+    assert "m.csv" in caplog.text
+    caplog.clear()
+    encode_labels(read_manifest(man), ["x", "NaN"])
+    assert "missing value" not in caplog.text
+    man.write_text("path,label\na.png,x\nb.png,y\n")
+    encode_labels(read_manifest(man))
+    assert "missing value" not in caplog.text
+
+
 def test_manifest_labels_with_spaces_around_them_are_one_class(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     man = tmp_path / "m.csv"
     man.write_text("path,label\na.png,a\nb.png,a \nc.png,b\n")

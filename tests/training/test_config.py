@@ -72,6 +72,21 @@ def test_bad_configs_name_the_field(overrides: list[str], message: str) -> None:
     assert message in str(err.value)
 
 
+def test_a_problem_given_with_set_is_marked_as_such(tmp_path: Path) -> None:
+    """The file's own mistakes name the file; a bad ``--set`` value says it came from ``--set``."""
+    raw = yaml.safe_load(Path(SMOKE).read_text())
+    raw["train"]["lr"] = "fast"
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError) as err:
+        load_config(path, ["train.epochs=zero"])
+    lines = {line.split(":")[0].strip(): line for line in str(err.value).splitlines()[1:]}
+    assert str(err.value).startswith(f"{path}: invalid config")
+    assert lines["train.epochs"].endswith("(from --set)") and "(from --set)" not in lines["train.lr"]
+    with pytest.raises(ConfigError, match=r"method.temperature: .*\(from --set\)"):
+        load_config(SMOKE, ["method.name=supcon", "method.temperature=off"])
+
+
 def test_booleans_stay_booleans_and_numbers_given_as_text_are_read() -> None:
     cfg = load_config(SMOKE, ["train.tracemalloc=no", "train.progress=false", "train.epochs=2", "train.lr=1e-3"])
     assert cfg.train.tracemalloc is False and cfg.train.progress == "none" and cfg.train.epochs == 2

@@ -478,6 +478,21 @@ def _label_strings(values: pd.Series) -> list[str | None]:
     return out
 
 
+_MISSING_MARKERS = frozenset({"na", "n/a", "nan", "none", "null", "#n/a", "missing"})
+
+
+def _warn_missing_markers(where: str, col: str, names: list[str | None], classes: list[str]) -> None:
+    """Warn when a class found in the labels is spelled like a spreadsheet's "no value" (``NaN``,
+    ``N/A``, ``null``): it is kept as a class name (``NA`` may be a real one), but a lab that meant
+    "unlabeled" trains a class of unlabeled images without this note."""
+    suspect = [c for c in classes if c.lower() in _MISSING_MARKERS]
+    if suspect:
+        counts = ", ".join(f"{c!r} ({sum(v == c for v in names)} image(s))" for c in suspect)
+        log.warning("%s: label column %r has class(es) %s spelled like a missing value; they are read as "
+                    "class names: leave the cell empty for an unlabeled image, or declare the classes to "
+                    "silence this note", where, col, counts)
+
+
 def encode_labels(source: Source, declared: list[str] | None = None) -> tuple[list[str], np.ndarray]:
     """Class list and int64 targets (−1 = unlabeled) for ``source``; rewrites the label column.
 
@@ -503,6 +518,7 @@ def encode_labels(source: Source, declared: list[str] | None = None) -> tuple[li
         classes = [c for c in _label_strings(pd.Series(list(classes), dtype=object)) if c is not None]
     if classes is None:
         classes = natural_sorted(sorted({v for v in names if v is not None}))
+        _warn_missing_markers(source.origin or source.name, col, names, classes)
     index = {c: i for i, c in enumerate(classes)}
     unknown = sorted({v for v in names if v is not None and v not in index})
     if unknown:

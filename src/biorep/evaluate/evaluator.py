@@ -326,10 +326,26 @@ class Evaluator:
                 classes.append(c)
         return classes
 
+    def evaluate(self, name: str, options: Mapping[str, Any] | None = None
+                 ) -> tuple[EvalContext, dict[str, Any], EvalResult]:
+        """Context, options and result of one evaluation on the evaluated split.
+
+        A :class:`DataError` from the evaluation (a missing metadata column, say) is told with the
+        data set it came from, since with ``--data`` the user may not know which one was short.
+        """
+        ctx, opts = self.context(name, options or {})
+        try:
+            res = run_evaluation(name, ctx, **opts)
+        except DataError as exc:
+            where = self.data_arg or self.run.config.data.dataset
+            if where in str(exc):
+                raise
+            raise DataError(f"data {where}: {exc}") from exc
+        return ctx, opts, res
+
     def run_one(self, name: str, options: Mapping[str, Any] | None = None) -> EvalResult:
         """Run one evaluation on the evaluated split."""
-        ctx, opts = self.context(name, options or {})
-        return run_evaluation(name, ctx, **opts)
+        return self.evaluate(name, options)[2]
 
     def record(self, result: EvalResult, n: int | None = None) -> dict[str, Any]:
         """What goes into ``evaluation.json`` for one result."""

@@ -143,7 +143,11 @@ def assemble_karyotypes(
         raise DataError(f"karyotype: the classifier's probabilities are not finite (NaN/inf) for {bad} of "
                         f"{len(probs)} crops — the run's weights diverged; retrain it (lower train.lr, or "
                         "train.precision 32)")
-    require_columns(meta, [karyogram_column] + ([label_column] if label_column else []))
+    if karyogram_column not in meta.columns:
+        raise DataError(f"no karyogram column {karyogram_column!r} (the column naming each crop's "
+                        f"karyogram; choose one with -o karyogram_column=NAME); available: "
+                        + ", ".join(map(str, meta.columns)))
+    require_columns(meta, [label_column] if label_column else [])
     cols = chromosome_columns(classes, aliases)
     chrom_cols = np.array([cols[c] for c in CHROMOSOMES])
     # the argmax among the chromosome classes (extra classes such as "unassigned" never win a slot)

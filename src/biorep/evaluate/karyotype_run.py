@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from biorep.errors import BiorepError, ConfigError
-from biorep.evaluate.context import EvalResult, run_evaluation, to_jsonable
+from biorep.evaluate.context import EvalResult, to_jsonable
 from biorep.evaluate.evaluator import Evaluator
 from biorep.evaluate.karyotype import chromosome_columns
 from biorep.evaluate.rundata import data_config_for, has_classifier, merge_evaluation
@@ -132,8 +132,7 @@ def assemble_run(
                           "needs class probabilities from a supervised / supcon / weak run")
     chromosome_columns(ev.run.classes)  # a ConfigError naming the missing chromosome classes
     plan = ev.plan(["karyotype"], {"karyotype": dict(options or {})})
-    ctx, kw = ev.context("karyotype", plan["karyotype"])
-    res = run_evaluation("karyotype", ctx, **kw)
+    ctx, kw, res = ev.evaluate("karyotype", plan["karyotype"])
     crops = res.table.copy() if res.table is not None else pd.DataFrame()
     meta = ctx.meta.reset_index(drop=True)
     index = meta["sample_index"].to_numpy()

@@ -39,7 +39,7 @@ from typing import Any
 
 from biorep.errors import BiorepError, DataError
 from biorep.rundir import RunPaths
-from biorep.evaluate.context import EvalResult, run_evaluation
+from biorep.evaluate.context import EvalResult
 from biorep.evaluate.evaluator import (
     CLASSIFIER_EVALUATIONS,
     FIT_EVALUATIONS,
@@ -154,8 +154,7 @@ def evaluate_run(
     for name, opts in plan.items():
         key = name + ev.suffix
         try:
-            ctx, kw = ev.context(name, opts)
-            res = run_evaluation(name, ctx, **kw)
+            ctx, _, res = ev.evaluate(name, opts)
         except BiorepError as exc:
             if names is not None:
                 raise

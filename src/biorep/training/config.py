@@ -10,6 +10,7 @@ greater than 0``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -201,8 +202,12 @@ class RunConfig(ConfigModel):
         return self
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any], *, source: str = "config") -> RunConfig:
-        """Validate a plain dict; every problem becomes one :class:`ConfigError` naming the fields."""
+    def from_dict(cls, raw: dict[str, Any], *, source: str = "config", set_keys: Sequence[str] = ()) -> RunConfig:
+        """Validate a plain dict; every problem becomes one :class:`ConfigError` naming the fields.
+
+        ``set_keys`` are the dotted keys given with ``--set``: a problem with one of them is marked
+        ``(from --set)``, so the user is not sent to look for it in the config file.
+        """
         if not isinstance(raw, dict):
             raise ConfigError(f"{source}: expected a mapping with sections data/views/model/method/train")
         method = raw.get("method")
@@ -211,11 +216,11 @@ class RunConfig(ConfigModel):
             try:
                 METHODS.get(method["name"]).Params.model_validate(rest)
             except ValidationError as err:
-                raise ConfigError(_format(err, source, prefix="method")) from None
+                raise ConfigError(_format(err, source, prefix="method", set_keys=set_keys)) from None
         try:
             return cls.model_validate(raw)
         except ValidationError as err:
-            raise ConfigError(_format(err, source)) from None
+            raise ConfigError(_format(err, source, set_keys=set_keys)) from None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON/YAML-able form (``method`` flat), the inverse of :meth:`from_dict`."""
@@ -224,10 +229,11 @@ class RunConfig(ConfigModel):
         return {k: d[k] for k in ("data", "views", "model", "method", "train")}
 
 
-def _format(err: ValidationError, source: str, prefix: str = "") -> str:
+def _format(err: ValidationError, source: str, prefix: str = "", set_keys: Sequence[str] = ()) -> str:
     lines = []
     for e in err.errors():
         loc = ".".join(str(p) for p in ((prefix,) if prefix else ()) + tuple(e["loc"]))
+        mark = " (from --set)" if any(loc == k or loc.startswith(k + ".") for k in set_keys) else ""
         msg = e["msg"]
         given = e.get("input")
         if e["type"] == "extra_forbidden":
@@ -236,9 +242,9 @@ def _format(err: ValidationError, source: str, prefix: str = "") -> str:
             msg = f"{msg} (given: {given!r})"
         msg = msg.removeprefix("Value error, ")
         if msg.startswith(loc + ":"):
-            lines.append(msg)
+            lines.append(msg + mark)
         else:
-            lines.append(f"{loc}: {msg}" if loc else msg)
+            lines.append((f"{loc}: {msg}" if loc else msg) + mark)
     return f"{source}: invalid config\n  " + "\n  ".join(lines)
 
 
@@ -286,4 +292,5 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         if not isinstance(raw, dict):
             raise ConfigError(f"{p}: expected a mapping with sections data/views/model/method/train")
     apply_overrides(raw, list(overrides or []))
-    return RunConfig.from_dict(raw, source=source)
+    set_keys = [o.partition("=")[0].strip() for o in overrides or []]
+    return RunConfig.from_dict(raw, source=source, set_keys=set_keys)

@@ -16,6 +16,7 @@ Usage:
     python benchmarks/screening/run.py                      # CPU-sized default (see the config)
     python benchmarks/screening/run.py --rgb --budget       # + all three channels + the budget curve
     python benchmarks/screening/run.py --gpu                # the study's protocol: 50 full epochs
+    python benchmarks/screening/run.py --only-rgb --gpu     # ... of the three-channel configuration only
     python benchmarks/screening/run.py --no-run             # only regenerate RESULTS.md / results.json
     python benchmarks/screening/run.py --no-run --partial   # ... from the setups finished so far
     python benchmarks/screening/run.py --archive-only       # copy finished runs into the archive, exit
@@ -833,6 +834,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--rgb", action="store_true", help="also the three-channel configuration")
     ap.add_argument("--budget", action="store_true", help="also the budget curve (screening-16-budget.yaml)")
     ap.add_argument("--only-budget", action="store_true", help="only the budget curve")
+    ap.add_argument("--only-rgb", action="store_true",
+                    help="only the three-channel configuration (e.g. with --gpu: its 50-epoch runs, "
+                         "without also training the DNA channel's)")
     ap.add_argument("--gpu", action="store_true", help="the study's protocol: " + " ".join(GPU_SETS)
                     + " (study folders get an -e50 suffix)")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
@@ -859,13 +863,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.archive_only and args.no_archive:
         ap.error("--archive-only and --no-archive exclude each other")
+    if args.only_budget and args.only_rgb:
+        ap.error("--only-budget and --only-rgb exclude each other")
 
     from biorep.errors import RunDirError, Terminated
     from biorep.study import is_restored
     from biorep.study.session import prepare_study, run_prepared
 
-    kinds = ["budget"] if args.only_budget else ["gray", *(["rgb"] if args.rgb else []),
-                                                 *(["budget"] if args.budget else [])]
+    kinds = (["budget"] if args.only_budget else ["rgb"] if args.only_rgb
+             else ["gray", *(["rgb"] if args.rgb else []), *(["budget"] if args.budget else [])])
     sets = [*(GPU_SETS if args.gpu else ()), *args.sets]
     suffix = "-e50" if args.gpu else ""
     preps = {k: prepare_study(CONFIGS[k], sets, out=args.out_root / (CONFIGS[k].stem + suffix), only=args.only)

@@ -315,3 +315,20 @@ def test_sigterm_ends_the_script_with_one_line_and_143(bench, tmp_path: Path, mo
     assert "interrupted (SIGTERM)" in err and "run the same command again to resume" in err
     assert (root / bench.CONFIGS["budget"].stem / "benchmark.json").is_file()
     assert not (tmp_path / "RESULTS.md").exists()
+
+
+def test_only_rgb_runs_the_three_channel_study_alone(bench, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """``--only-rgb --gpu`` trains the three-channel configuration's 50-epoch folder and nothing of the
+    DNA channel's (``--rgb`` alone also runs the DNA-channel study); it excludes ``--only-budget``."""
+    import biorep.study.session as session
+
+    ran: list[str] = []
+    monkeypatch.setattr(session, "run_prepared", lambda prep, **kw: ran.append(prep.out.name))
+    root = tmp_path / "runs"
+    rc = bench.main(["--only-rgb", "--gpu", "--no-archive", "--no-report", "--no-results",
+                     "--out-root", str(root)])
+    assert rc == 0 and ran == [bench.CONFIGS["rgb"].stem + "-e50"]
+    with pytest.raises(SystemExit) as exc:
+        bench.main(["--only-rgb", "--only-budget", "--no-run"])
+    assert exc.value.code == 2 and "exclude each other" in capsys.readouterr().err

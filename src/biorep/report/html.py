@@ -248,7 +248,7 @@ class _EvaluationRenderer:
             if k not in consumed and isinstance(v, list) and v and all(_is_scalar(x) for x in v)
         ]
         if scalars or lists:
-            parts.append(_kv(scalars + [(k, _short_list(v)) for k, v in lists], header=("metric", "value")))
+            parts.append(_kv(scalars + [(k, short_list(v, 40, fmt)) for k, v in lists], header=("metric", "value")))
         if cm_png is not None:
             parts.append({"t": "heading", "level": min(level, 6), "text": "confusion matrix"})
             parts.append(_figure(cm_png, f"confusion matrix: {where}",
@@ -281,10 +281,6 @@ class _EvaluationRenderer:
             else:
                 parts += [heading, *inner]
         return parts
-
-
-def _short_list(values: list[Any], limit: int = 40) -> str:
-    return short_list(values, limit, fmt)
 
 
 # ------------------------------------------------------------------------------------ crops
